@@ -1,0 +1,401 @@
+//! The log of one partition: an ordered set of segments, the last one active.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::records::RecordBatchDecoder;
+use strand_protocol::batch::{validate_record_set, BatchHeader, BatchMut};
+use strand_protocol::fetch::RecordData;
+
+use crate::config::{LogConfig, TimestampType};
+use crate::epoch::LeaderEpochCache;
+use crate::error::{LogError, Result};
+use crate::segment::{BatchPosition, Segment, SegmentRecovery};
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub record_count: i64,
+    /// The time stamped on the batches, or -1 under CreateTime.
+    pub log_append_time_ms: i64,
+    pub log_start_offset: i64,
+}
+
+/// A byte range of a segment file holding whole batches (the last one may be cut short by the
+/// size limit, as Kafka does; clients drop a partial trailing batch).
+#[derive(Debug, Clone)]
+pub struct FileSlice {
+    pub file: Arc<File>,
+    pub position: u64,
+    pub len: usize,
+}
+
+impl RecordData for FileSlice {
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl FileSlice {
+    /// Reads the range into memory (for callers that cannot send from the file).
+    pub fn read(&self) -> std::io::Result<Bytes> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; self.len];
+        self.file.read_exact_at(&mut buf, self.position)?;
+        Ok(buf.into())
+    }
+}
+
+/// Files to fsync, and the offset that is durable once they are.
+#[derive(Debug, Clone)]
+pub struct SyncTarget {
+    pub files: Vec<Arc<File>>,
+    pub end_offset: i64,
+}
+
+/// What opening a log found.
+#[derive(Debug, Clone, Default)]
+pub struct OpenReport {
+    pub recovered: Vec<SegmentRecovery>,
+    /// Segments deleted because they followed a truncated one.
+    pub dropped_segments: Vec<i64>,
+    /// Index files that failed their checks and were rebuilt.
+    pub rebuilt_indexes: Vec<String>,
+}
+
+impl OpenReport {
+    pub fn truncated_bytes(&self) -> u64 {
+        self.recovered.iter().map(|r| r.truncated_bytes).sum()
+    }
+}
+
+#[derive(Debug)]
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: LogConfig,
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    high_watermark: i64,
+    /// Everything below this offset is on stable storage.
+    recovery_point: i64,
+    epochs: LeaderEpochCache,
+}
+
+impl PartitionLog {
+    /// Opens (or creates) the log in `dir`.
+    ///
+    /// After a clean shutdown the indexes are loaded and only checked; otherwise every segment
+    /// from the one holding `recovery_point` on is scanned, its CRCs verified, a torn or corrupt
+    /// tail cut off, and its indexes rebuilt. Segments after a cut are dropped: the log must stay
+    /// contiguous.
+    pub fn open(dir: &Path, config: LogConfig, clean: bool, recovery_point: i64, now_ms: i64) -> Result<(Self, OpenReport)> {
+        std::fs::create_dir_all(dir).map_err(LogError::io(dir))?;
+        let mut bases = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(LogError::io(dir))? {
+            let entry = entry.map_err(LogError::io(dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(stem) = name.strip_suffix(".log") {
+                if let Ok(base) = stem.parse::<i64>() {
+                    bases.push(base);
+                }
+            } else if name.ends_with(".tmp") || name.ends_with(".tmp-index") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        bases.sort_unstable();
+        let mut report = OpenReport::default();
+        let mut segments = BTreeMap::new();
+        let batch_bytes_max = (config.max_message_bytes as u64).max(config.segment_bytes);
+        let recover_from = bases.iter().rev().find(|&&b| b <= recovery_point).copied().unwrap_or(i64::MIN);
+        let mut cut = false;
+        for base in bases {
+            let mut seg = Segment::open(dir, base, config.index_interval_bytes, now_ms)?;
+            if cut {
+                seg.delete_files()?;
+                report.dropped_segments.push(base);
+                continue;
+            }
+            let must_recover = !clean && base >= recover_from;
+            if !must_recover {
+                if let Err(e) = seg.load() {
+                    tracing::warn!(dir = %dir.display(), base, error = %e, "segment failed its checks; rebuilding");
+                    report.rebuilt_indexes.push(format!("{base}: {e}"));
+                    let r = seg.recover(batch_bytes_max)?;
+                    cut = r.truncated_bytes > 0;
+                    report.recovered.push(r);
+                }
+            } else {
+                let r = seg.recover(batch_bytes_max)?;
+                cut = r.truncated_bytes > 0;
+                report.recovered.push(r);
+            }
+            segments.insert(base, seg);
+        }
+        if segments.is_empty() {
+            segments.insert(0, Segment::create(dir, 0, config.index_interval_bytes, now_ms)?);
+        }
+        let mut log = Self {
+            dir: dir.to_owned(),
+            config,
+            log_start_offset: *segments.keys().next().unwrap_or(&0),
+            segments,
+            high_watermark: 0,
+            recovery_point: 0,
+            epochs: LeaderEpochCache::load(dir)?,
+        };
+        let end = log.log_end_offset();
+        log.epochs.truncate_from_end(end)?;
+        log.high_watermark = end;
+        log.recovery_point = end;
+        Ok((log, report))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset()
+    }
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark
+    }
+    /// The high watermark only moves forward and never past the log end.
+    pub fn update_high_watermark(&mut self, offset: i64) {
+        self.high_watermark = self.high_watermark.max(offset.min(self.log_end_offset()));
+    }
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(Segment::size).sum()
+    }
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.latest_epoch()
+    }
+    pub fn epochs(&self) -> &LeaderEpochCache {
+        &self.epochs
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments.values().next_back().expect("a log always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments.values_mut().next_back().expect("a log always has an active segment")
+    }
+
+    /// Validates `records` (one or more batches as a producer sent them), assigns offsets and
+    /// the leader epoch in place, and appends them to the active segment.
+    pub fn append(&mut self, records: &mut [u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo> {
+        let infos = validate_record_set(records, self.config.max_message_bytes)?;
+        let log_append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
+        let base_offset = self.log_end_offset();
+        let mut next = base_offset;
+        let mut positions = Vec::with_capacity(infos.len());
+        for info in &infos {
+            let mut batch = BatchMut::new(&mut records[info.position..info.position + info.size])
+                .ok_or(LogError::InvalidBatch(strand_protocol::batch::BatchError::Empty))?;
+            batch.set_base_offset(next);
+            batch.set_partition_leader_epoch(leader_epoch);
+            if log_append_time {
+                batch.set_log_append_time(now_ms);
+            }
+            let last = next + i64::from(info.record_count) - 1;
+            positions.push(BatchPosition {
+                position: info.position as u64,
+                size: info.size as u64,
+                base_offset: next,
+                last_offset: last,
+                max_timestamp: if log_append_time { now_ms } else { info.max_timestamp },
+            });
+            next = last + 1;
+        }
+        self.maybe_roll(records.len() as u64, now_ms)?;
+        self.active_mut().append(records, &positions)?;
+        self.epochs.assign(leader_epoch, base_offset)?;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: next - 1,
+            record_count: next - base_offset,
+            log_append_time_ms: if log_append_time { now_ms } else { -1 },
+            log_start_offset: self.log_start_offset,
+        })
+    }
+
+    fn maybe_roll(&mut self, incoming_bytes: u64, now_ms: i64) -> Result<()> {
+        let active = self.active();
+        let full = active.size() + incoming_bytes > self.config.segment_bytes;
+        let old = now_ms - active.roll_time_base_ms() >= self.config.segment_ms;
+        if active.is_empty() || !(full || old) {
+            return Ok(());
+        }
+        self.roll(now_ms)
+    }
+
+    /// Closes the active segment and starts a new one at the log end offset.
+    pub fn roll(&mut self, now_ms: i64) -> Result<()> {
+        let next = self.log_end_offset();
+        self.active_mut().persist_indexes()?;
+        let seg = Segment::create(&self.dir, next, self.config.index_interval_bytes, now_ms)?;
+        self.segments.insert(next, seg);
+        Ok(())
+    }
+
+    /// Finds record data from `offset` on: at most `max_bytes` (but at least one whole batch
+    /// when `min_one_batch`), and nothing at or beyond `max_offset` (the high watermark for
+    /// consumers). `Ok(None)` means no data yet.
+    pub fn read(&self, offset: i64, max_bytes: usize, max_offset: i64, min_one_batch: bool) -> Result<Option<FileSlice>> {
+        let end = self.log_end_offset();
+        if offset < self.log_start_offset || offset > end {
+            return Err(LogError::OffsetOutOfRange { offset, log_start_offset: self.log_start_offset, log_end_offset: end });
+        }
+        let max_offset = max_offset.min(end);
+        if offset >= max_offset {
+            return Ok(None);
+        }
+        let start_key = self.segments.range(..=offset).next_back().map_or(i64::MIN, |(k, _)| *k);
+        for seg in self.segments.range(start_key..).map(|(_, s)| s) {
+            if seg.base_offset() >= max_offset {
+                break;
+            }
+            let Some(first) = seg.position_of(offset)? else { continue };
+            if first.base_offset >= max_offset {
+                return Ok(None);
+            }
+            let end_position = if max_offset >= seg.next_offset() { seg.size() } else { seg.end_position_before(max_offset)? };
+            let available = end_position.saturating_sub(first.position);
+            let mut len = available.min(max_bytes as u64);
+            if min_one_batch && len < first.size {
+                len = first.size.min(available);
+            }
+            if len == 0 {
+                return Ok(None);
+            }
+            return Ok(Some(FileSlice { file: seg.file().clone(), position: first.position, len: len as usize }));
+        }
+        Ok(None)
+    }
+
+    /// The segment files holding data not yet fsynced, and the offset durable once they are.
+    pub fn sync_target(&self) -> Option<SyncTarget> {
+        let end = self.log_end_offset();
+        if end <= self.recovery_point {
+            return None;
+        }
+        let files = self
+            .segments
+            .values()
+            .filter(|s| s.next_offset() > self.recovery_point || s.base_offset() >= self.recovery_point)
+            .map(|s| s.file().clone())
+            .collect();
+        Some(SyncTarget { files, end_offset: end })
+    }
+
+    /// Records that everything below `offset` is on stable storage.
+    pub fn mark_flushed(&mut self, offset: i64) {
+        self.recovery_point = self.recovery_point.max(offset.min(self.log_end_offset()));
+    }
+
+    /// Fsyncs everything and writes the indexes (shutdown, tests).
+    pub fn flush(&mut self) -> Result<()> {
+        if let Some(t) = self.sync_target() {
+            for f in &t.files {
+                f.sync_data().map_err(LogError::io(&self.dir))?;
+            }
+            self.mark_flushed(t.end_offset);
+        }
+        for s in self.segments.values_mut() {
+            s.persist_indexes()?;
+        }
+        Ok(())
+    }
+
+    /// The first offset whose record timestamp is at least `timestamp`, with that timestamp.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>> {
+        for seg in self.segments.values() {
+            let Some(b) = seg.find_by_timestamp(timestamp)? else { continue };
+            if b.last_offset < self.log_start_offset {
+                continue;
+            }
+            let bytes = seg.read_at(b.position, b.size as usize)?;
+            let found = self.record_in_batch(&bytes, b, |records| {
+                records.iter().find(|(_, ts)| *ts >= timestamp).copied()
+            });
+            return Ok(Some(found.unwrap_or((b.base_offset.max(self.log_start_offset), b.max_timestamp))));
+        }
+        Ok(None)
+    }
+
+    /// The record with the largest timestamp (the first one, if several share it).
+    pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>> {
+        let Some(seg) = self.segments.values().filter(|s| !s.is_empty()).max_by_key(|s| s.max_timestamp()) else {
+            return Ok(None);
+        };
+        let target = seg.max_timestamp();
+        let Some(b) = seg.find_by_timestamp(target)? else { return Ok(None) };
+        let bytes = seg.read_at(b.position, b.size as usize)?;
+        let found = self.record_in_batch(&bytes, b, |records| records.iter().find(|(_, ts)| *ts == target).copied());
+        Ok(Some(found.unwrap_or((b.last_offset, target))))
+    }
+
+    /// Decodes one batch (inflating it if compressed) to look at its records' timestamps.
+    fn record_in_batch(
+        &self,
+        bytes: &[u8],
+        b: BatchPosition,
+        pick: impl Fn(&[(i64, i64)]) -> Option<(i64, i64)>,
+    ) -> Option<(i64, i64)> {
+        let header = BatchHeader::new(bytes)?;
+        if header.is_log_append_time() {
+            return pick(&[(b.base_offset, b.max_timestamp)]);
+        }
+        let mut buf = Bytes::copy_from_slice(bytes);
+        match RecordBatchDecoder::decode(&mut buf) {
+            Ok(set) => {
+                let records: Vec<(i64, i64)> = set
+                    .records
+                    .iter()
+                    .filter(|r| r.offset >= self.log_start_offset)
+                    .map(|r| (r.offset, r.timestamp))
+                    .collect();
+                pick(&records)
+            }
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), offset = b.base_offset, error = %e, "cannot decode batch");
+                None
+            }
+        }
+    }
+
+    /// Writes the indexes; called at shutdown after [`PartitionLog::flush`].
+    pub fn close(mut self) -> Result<()> {
+        self.flush()
+    }
+
+    /// Deletes the log: renames its directory out of the way at once (so a new partition of the
+    /// same name can be created), then removes it.
+    pub fn delete(self) -> Result<()> {
+        let name = self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let doomed = self.dir.with_file_name(format!("{name}.{}-delete", uuid::Uuid::new_v4().simple()));
+        std::fs::rename(&self.dir, &doomed).map_err(LogError::io(&self.dir))?;
+        drop(self);
+        std::fs::remove_dir_all(&doomed).map_err(LogError::io(&doomed))
+    }
+}
