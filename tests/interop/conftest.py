@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -59,14 +60,17 @@ def strand_bin() -> Path:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: takes more than a few seconds")
     missing = []
     if shutil.which("kcat") is None:
         missing.append("kcat (Debian package 'kcat'; scripts/test.sh installs it)")
     for module, package in (("confluent_kafka", "confluent-kafka"),
                             ("kafka", "kafka-python")):
         try:
-            importlib.import_module(module)
+            with warnings.catch_warnings():
+                # kafka-python 3.0 loads its schemas with a deprecated
+                # importlib.resources call; keep that noise out of the output.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                importlib.import_module(module)
         except Exception as exc:  # ImportError or a broken native extension
             missing.append(f"Python package {package} ({exc})")
     binary = strand_bin()

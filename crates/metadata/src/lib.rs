@@ -1,1 +1,34 @@
+//! Cluster metadata as a log of records.
+//!
+//! Every change to topics, partitions, brokers and configs is a [`MetadataRecord`]. The
+//! [`controller`] checks a request against the current [`MetadataImage`] and answers with the
+//! records that carry it out; the [`MetadataLog`] makes them durable; applying them yields the
+//! next image. State never changes any other way, so a restart (or, with clustering, a new
+//! controller) rebuilds exactly the same image by replay.
+//!
+//! * [`record`]: the records.
+//! * [`image`]: the immutable image and `apply`.
+//! * [`log`]: the on-disk log with snapshots.
+//! * [`controller`]: request checks that return records.
+//! * [`config`]: topic config definitions, validation and resolution.
+//!
+//! ```
+//! use strand_metadata::{controller, MetadataImage, MetadataRecord};
+//! let image = MetadataImage::empty().apply(0, &MetadataRecord::RegisterBroker {
+//!     node_id: 1, host: "127.0.0.1".into(), port: 9092, rack: None });
+//! let cfg = controller::ControllerConfig { num_partitions: 3, default_replication_factor: 1 };
+//! let req = controller::NewTopic { name: "orders".into(), num_partitions: -1, replication_factor: -1, ..Default::default() };
+//! let record = controller::create_topic(&image, &req, &cfg).unwrap();
+//! let image = image.apply(1, &record);
+//! assert_eq!(image.topic("orders").unwrap().partitions.len(), 3);
+//! ```
 
+pub mod config;
+pub mod controller;
+pub mod image;
+pub mod log;
+pub mod record;
+
+pub use image::{BrokerImage, MetadataImage, TopicImage};
+pub use log::{MetadataLog, ReplayReport};
+pub use record::{ConfigResource, MetadataRecord, PartitionRecord};

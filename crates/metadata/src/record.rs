@@ -1,0 +1,34 @@
+//! Metadata records: every change to topics, partitions and configs is one of these.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Where a partition lives and who leads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionRecord {
+    pub partition: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub leader: i32,
+    pub leader_epoch: i32,
+}
+
+/// The resource a config change applies to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ConfigResource {
+    Topic(String),
+    /// `None`: the cluster-wide default for every broker.
+    Broker(Option<i32>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetadataRecord {
+    RegisterBroker { node_id: i32, host: String, port: i32, rack: Option<String> },
+    CreateTopic { name: String, topic_id: Uuid, partitions: Vec<PartitionRecord>, configs: BTreeMap<String, String> },
+    AddPartitions { topic_id: Uuid, partitions: Vec<PartitionRecord> },
+    DeleteTopic { topic_id: Uuid },
+    /// `value: None` removes the setting.
+    SetConfig { resource: ConfigResource, key: String, value: Option<String> },
+}
