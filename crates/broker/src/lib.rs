@@ -1,1 +1,37 @@
+//! The Strand broker.
+//!
+//! Layout:
+//!
+//! * [`config`]: broker settings under Kafka's names, from file, environment and flags.
+//! * [`server`]: the listener, bounded by `max.connections`, and clean shutdown.
+//! * [`connection`]: one client connection; pipelined requests, ordered replies.
+//! * `handlers`: one module per API; the only place that speaks in Kafka error codes.
+//! * [`broker`]: shared state (metadata image, partitions) and the controller path:
+//!   every metadata change is a record appended to the metadata log, then applied.
+//! * [`partition`]: a partition this broker leads.
+//! * `flusher`: group commit of fsyncs for `acks=all`.
+//! * `sendfile`: file ranges to the socket without a user-space copy.
+//!
+//! ```no_run
+//! # async fn run() {
+//! use strand_broker::{BrokerConfig, Server};
+//! let config = BrokerConfig::from_map(Default::default()).unwrap();
+//! let server = Server::bind(config).await.unwrap();
+//! let (_stop, stopped) = tokio::sync::watch::channel(false);
+//! server.run(stopped).await.unwrap();
+//! # }
+//! ```
 
+pub mod broker;
+pub mod config;
+pub mod connection;
+mod flusher;
+mod handlers;
+mod meta_properties;
+pub mod partition;
+mod sendfile;
+pub mod server;
+
+pub use broker::Broker;
+pub use config::BrokerConfig;
+pub use server::Server;

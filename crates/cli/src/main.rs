@@ -1,1 +1,80 @@
-fn main() {}
+//! `strand`: the one binary. Subcommands are thin; the work lives in the library crates.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use strand_broker::{BrokerConfig, Server};
+
+#[derive(Parser)]
+#[command(name = "strand", version, about = "A Kafka-compatible event streaming platform")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a broker. With no options: 127.0.0.1:9092, data in ./strand-data.
+    Broker {
+        /// A server.properties file (Kafka's config names).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Set one config, overriding the file and STRAND_* environment variables.
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STRAND_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Broker { config, overrides } => run_broker(config, overrides),
+    }
+}
+
+fn run_broker(file: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()> {
+    let mut settings: BTreeMap<String, String> = match &file {
+        Some(path) => BrokerConfig::read_properties(path)?,
+        None => BTreeMap::new(),
+    };
+    settings.extend(BrokerConfig::from_env(std::env::vars()));
+    for o in overrides {
+        let Some((k, v)) = o.split_once('=') else { bail!("--override takes KEY=VALUE, got {o:?}") };
+        settings.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    let config = BrokerConfig::from_map(settings)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let server = Server::bind(config).await?;
+        let addr = server.local_addr()?;
+        tracing::info!(%addr, node_id = server.broker().config.node_id, cluster_id = %server.broker().cluster_id, "strand broker listening");
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("signal received: shutting down");
+            let _ = stop.send(true);
+        });
+        server.run(stopped).await?;
+        tracing::info!("stopped cleanly");
+        anyhow::Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

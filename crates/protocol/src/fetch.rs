@@ -24,6 +24,13 @@ pub trait RecordData {
     }
 }
 
+/// No records: encoded as an empty record set (never null).
+impl<R: RecordData> RecordData for Option<R> {
+    fn len(&self) -> usize {
+        self.as_ref().map_or(0, RecordData::len)
+    }
+}
+
 impl RecordData for Bytes {
     fn len(&self) -> usize {
         Bytes::len(self)

@@ -1,0 +1,289 @@
+//! The broker's shared state: the metadata image, the partitions it leads, and the controller
+//! path through which every metadata change goes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use strand_metadata::config::{resolve_topic_configs, BrokerDefaults, ResolvedConfig};
+use strand_metadata::controller::{ApiError, ControllerConfig};
+use strand_metadata::{MetadataImage, MetadataLog, MetadataRecord, TopicImage};
+use strand_storage::{LogConfig, LogManager};
+use tokio::sync::watch;
+
+use crate::config::BrokerConfig;
+use crate::flusher::Flusher;
+use crate::partition::{Partition, TopicPartition};
+
+/// Directory (in the first log dir) holding the metadata log.
+pub const METADATA_DIR: &str = "strand-metadata";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Storage(#[from] strand_storage::LogError),
+    #[error(transparent)]
+    Metadata(#[from] strand_metadata::log::MetadataLogError),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub cluster_id: String,
+    image: RwLock<Arc<MetadataImage>>,
+    controller: tokio::sync::Mutex<MetadataLog>,
+    pub logs: LogManager,
+    partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    pub flusher: Flusher,
+    appended: watch::Sender<u64>,
+}
+
+impl Broker {
+    /// Opens the metadata log and every partition log, recovering what a crash left behind,
+    /// and registers this broker. Must run inside a Tokio runtime (it starts the flusher).
+    pub fn open(config: BrokerConfig) -> Result<Arc<Self>, StartError> {
+        let logs = LogManager::open(config.log_dirs.clone())?;
+        let cluster_id = crate::meta_properties::ensure(&config.log_dirs, config.node_id).map_err(StartError::Other)?;
+        let (metadata_log, image, report) = MetadataLog::open(&config.log_dirs[0].join(METADATA_DIR), config.metadata_snapshot_records)?;
+        if report.truncated_bytes > 0 {
+            tracing::warn!(?report, "metadata log had a torn tail");
+        }
+        tracing::info!(offset = image.offset, topics = image.topics.len(), "metadata replayed");
+        let (appended, _) = watch::channel(0);
+        let broker = Arc::new(Self {
+            config,
+            cluster_id,
+            image: RwLock::new(Arc::new(image)),
+            controller: tokio::sync::Mutex::new(metadata_log),
+            logs,
+            partitions: RwLock::new(HashMap::new()),
+            flusher: Flusher::start(),
+            appended,
+        });
+        broker.load_partitions()?;
+        Ok(broker)
+    }
+
+    /// Registers this broker's endpoint if the image does not have it yet.
+    pub async fn register(&self) -> Result<(), ApiError> {
+        let image = self.image();
+        let me = image.brokers.get(&self.config.node_id);
+        let wanted = (self.config.advertised_host.as_str(), i32::from(self.config.advertised_port));
+        if me.is_some_and(|b| (b.host.as_str(), b.port) == wanted) {
+            return Ok(());
+        }
+        let record = MetadataRecord::RegisterBroker {
+            node_id: self.config.node_id,
+            host: wanted.0.to_string(),
+            port: wanted.1,
+            rack: None,
+        };
+        self.commit(|_| Ok(vec![record])).await.map(|_| ())
+    }
+
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    pub fn controller_config(&self) -> ControllerConfig {
+        ControllerConfig {
+            num_partitions: self.config.num_partitions,
+            default_replication_factor: self.config.default_replication_factor,
+        }
+    }
+
+    /// Runs `decide` against the current image under the controller lock and, if it returns
+    /// records, appends them to the metadata log and applies them. Partitions follow the image.
+    pub async fn commit<T>(
+        &self,
+        decide: impl FnOnce(&MetadataImage) -> Result<T, ApiError>,
+    ) -> Result<(T, Arc<MetadataImage>), ApiError>
+    where
+        T: IntoRecords,
+    {
+        let mut log = self.controller.lock().await;
+        let before = self.image();
+        let decided = decide(&before)?;
+        let records = decided.records();
+        if records.is_empty() {
+            return Ok((decided, before));
+        }
+        let after = log
+            .append(&before, &records)
+            .map_err(|e| ApiError::new(kafka_protocol::error::ResponseError::KafkaStorageError, e.to_string()))?;
+        let after = Arc::new(after);
+        *self.image.write().unwrap_or_else(std::sync::PoisonError::into_inner) = after.clone();
+        self.reconcile(&after, &records);
+        Ok((decided, after))
+    }
+
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        let tp = TopicPartition { topic: topic.to_string(), partition };
+        self.partitions.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&tp).cloned()
+    }
+
+    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions.read().unwrap_or_else(std::sync::PoisonError::into_inner).values().cloned().collect()
+    }
+
+    /// Signals fetch waiters that data arrived.
+    pub fn notify_appended(&self) {
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+
+    /// Every topic config of `topic`, resolved through the broker levels.
+    pub fn resolved_topic_configs(&self, image: &MetadataImage, topic: &TopicImage) -> Vec<ResolvedConfig> {
+        resolve_topic_configs(&topic.configs, &self.broker_defaults(image))
+    }
+
+    pub fn broker_defaults<'a>(&'a self, image: &'a MetadataImage) -> BrokerDefaults<'a> {
+        BrokerDefaults {
+            dynamic_broker: image.broker_configs.get(&Some(self.config.node_id)),
+            dynamic_default: image.broker_configs.get(&None),
+            static_config: Some(&self.config.static_config),
+        }
+    }
+
+    fn log_config(&self, image: &MetadataImage, topic: &TopicImage) -> LogConfig {
+        let resolved: BTreeMap<String, String> =
+            self.resolved_topic_configs(image, topic).into_iter().map(|c| (c.name.to_string(), c.value)).collect();
+        self.config.log_config_for(&resolved)
+    }
+
+    /// Opens the logs of every partition this broker leads, and removes logs of topics the
+    /// image no longer has.
+    fn load_partitions(&self) -> Result<(), StartError> {
+        let image = self.image();
+        let found = self.logs.discover()?;
+        let mut map = HashMap::new();
+        let now = now_ms();
+        for f in &found {
+            let topic = image.topic(&f.topic).filter(|t| t.partitions.iter().any(|p| p.partition == f.partition));
+            let Some(topic) = topic else {
+                tracing::warn!(dir = %f.dir.display(), "removing the log of a partition the metadata does not have");
+                let _ = std::fs::remove_dir_all(&f.dir);
+                continue;
+            };
+            let (log, report) = self.logs.open_log(f, self.log_config(&image, topic), now)?;
+            if report.truncated_bytes() > 0 || !report.rebuilt_indexes.is_empty() || !report.dropped_segments.is_empty() {
+                tracing::warn!(topic = %f.topic, partition = f.partition, ?report, "recovered partition log");
+            }
+            let epoch = topic.partitions.iter().find(|p| p.partition == f.partition).map_or(0, |p| p.leader_epoch);
+            let tp = TopicPartition { topic: f.topic.clone(), partition: f.partition };
+            map.insert(tp.clone(), Arc::new(Partition::new(tp, topic.id, epoch, log)));
+        }
+        *self.partitions.write().unwrap_or_else(std::sync::PoisonError::into_inner) = map;
+        // Partitions in the image with no directory (created just before a crash): create them.
+        self.reconcile(&image, &[]);
+        Ok(())
+    }
+
+    /// Makes the set of open partitions match `after`.
+    fn reconcile(&self, after: &MetadataImage, records: &[MetadataRecord]) {
+        let now = now_ms();
+        let mut parts = self.partitions.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Deleted topics: drop their partitions and delete their logs.
+        let gone: Vec<TopicPartition> = parts
+            .iter()
+            .filter(|(tp, p)| {
+                after.topic(&tp.topic).is_none_or(|t| t.id != p.topic_id || !t.partitions.iter().any(|x| x.partition == tp.partition))
+            })
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in gone {
+            if let Some(p) = parts.remove(&tp) {
+                match Arc::try_unwrap(p) {
+                    Ok(p) => {
+                        if let Err(e) = p.into_log().delete() {
+                            tracing::error!(partition = %tp, error = %e, "cannot delete log");
+                        }
+                    }
+                    Err(p) => {
+                        // An in-flight request still holds it: delete the files, the handle goes with it.
+                        let dir = p.log().dir().to_owned();
+                        let _ = std::fs::remove_dir_all(dir);
+                    }
+                }
+            }
+        }
+        for topic in after.topics.values() {
+            for pr in &topic.partitions {
+                if pr.leader != self.config.node_id {
+                    continue;
+                }
+                let tp = TopicPartition { topic: topic.name.clone(), partition: pr.partition };
+                if parts.contains_key(&tp) {
+                    continue;
+                }
+                match self.logs.create_log(&topic.name, pr.partition, self.log_config(after, topic), now) {
+                    Ok(log) => {
+                        parts.insert(tp.clone(), Arc::new(Partition::new(tp, topic.id, pr.leader_epoch, log)));
+                    }
+                    Err(e) => tracing::error!(partition = %tp, error = %e, "cannot create log"),
+                }
+            }
+        }
+        // Config changes: every partition of a changed topic, or all of them for broker changes.
+        let config_changed = records.iter().any(|r| matches!(r, MetadataRecord::SetConfig { .. }));
+        if config_changed {
+            for (tp, p) in parts.iter() {
+                if let Some(topic) = after.topic(&tp.topic) {
+                    let cfg = self.log_config(after, topic);
+                    let mut log = p.log();
+                    if *log.config() != cfg {
+                        log.set_config(cfg);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Flushes and closes every log, writes the checkpoints and marks a clean shutdown.
+    pub fn shutdown(&self) -> Result<(), strand_storage::LogError> {
+        let parts: Vec<Arc<Partition>> =
+            self.partitions.write().unwrap_or_else(std::sync::PoisonError::into_inner).drain().map(|(_, p)| p).collect();
+        let mut points = Vec::new();
+        let mut first_error = None;
+        for p in parts {
+            let mut log = p.log();
+            match log.flush() {
+                Ok(()) => points.push((p.tp.topic.clone(), p.tp.partition, log.recovery_point(), log.dir().to_owned())),
+                Err(e) => {
+                    tracing::error!(partition = %p.tp, error = %e, "flush at shutdown failed");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        self.logs.write_recovery_points(points.iter().map(|(t, p, o, d)| (t.as_str(), *p, *o, d.as_path())))?;
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        self.logs.mark_clean_shutdown()
+    }
+}
+
+/// What a controller decision carries: its records.
+pub trait IntoRecords {
+    fn records(&self) -> Vec<MetadataRecord>;
+}
+
+impl IntoRecords for Vec<MetadataRecord> {
+    fn records(&self) -> Vec<MetadataRecord> {
+        self.clone()
+    }
+}
+
+impl IntoRecords for MetadataRecord {
+    fn records(&self) -> Vec<MetadataRecord> {
+        vec![self.clone()]
+    }
+}

@@ -1,0 +1,129 @@
+//! One client connection.
+//!
+//! A reader task reads frames (size checked before allocating), hands each to the handlers in
+//! order, and queues the reply; a writer task sends replies in the same order. A request whose
+//! answer must wait (a long-poll fetch, an `acks=all` produce waiting for fsync) does not stop
+//! the reader, so pipelined requests keep flowing while per-partition order is kept: appends
+//! happen in the reader, in arrival order. The queue is bounded by `queued.max.requests`.
+//!
+//! A malformed frame closes this connection only, with a log line.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use strand_protocol::fetch::Piece;
+use strand_protocol::frame::{frame_len, FrameError, RequestFrame};
+use strand_storage::FileSlice;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+use crate::broker::Broker;
+use crate::handlers;
+
+/// A response frame, ready to send.
+pub enum Response {
+    Bytes(BytesMut),
+    /// Protocol bytes and file ranges, sent in order (fetch).
+    Pieces(Vec<Piece<Option<FileSlice>>>),
+}
+
+/// What a handler answers.
+pub enum Reply {
+    Now(Response),
+    Later(Pin<Box<dyn Future<Output = Reply> + Send>>),
+    /// No response at all (`acks=0` produce).
+    None,
+    /// Close the connection, for this reason.
+    Close(String),
+}
+
+pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut shutdown: watch::Receiver<bool>) {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, writer) = stream.into_split();
+    let (tx, rx) = mpsc::channel::<Reply>(broker.config.queued_max_requests);
+    let writer_task = tokio::spawn(write_loop(writer, rx, peer));
+    let max = broker.config.socket_request_max_bytes;
+    loop {
+        let mut prefix = [0u8; 4];
+        let read = tokio::select! {
+            r = reader.read_exact(&mut prefix) => r,
+            _ = shutdown.changed() => break,
+        };
+        if read.is_err() {
+            break; // peer closed
+        }
+        let size = match frame_len(prefix, max) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "closing connection");
+                break;
+            }
+        };
+        let mut frame = BytesMut::zeroed(size);
+        if reader.read_exact(&mut frame).await.is_err() {
+            break;
+        }
+        let frame = match RequestFrame::parse(frame.freeze()) {
+            Ok(f) => f,
+            Err(FrameError::UnknownApiKey { api_key, correlation_id }) => {
+                tracing::warn!(%peer, api_key, correlation_id, "unknown API key; closing connection as Kafka does");
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "malformed request; closing connection");
+                break;
+            }
+        };
+        let reply = handlers::dispatch(&broker, frame).await;
+        let close = matches!(reply, Reply::Close(_));
+        if tx.send(reply).await.is_err() || close {
+            break;
+        }
+    }
+    drop(tx);
+    let _ = writer_task.await;
+}
+
+async fn write_loop(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Reply>, peer: SocketAddr) {
+    while let Some(reply) = rx.recv().await {
+        let mut reply = reply;
+        let response = loop {
+            match reply {
+                Reply::Now(r) => break Some(r),
+                Reply::Later(f) => reply = f.await,
+                Reply::None => break None,
+                Reply::Close(reason) => {
+                    tracing::warn!(%peer, %reason, "closing connection");
+                    let _ = writer.shutdown().await;
+                    return;
+                }
+            }
+        };
+        let Some(response) = response else { continue };
+        if let Err(e) = send(&mut writer, response).await {
+            tracing::debug!(%peer, error = %e, "write failed");
+            return;
+        }
+    }
+}
+
+async fn send(writer: &mut OwnedWriteHalf, response: Response) -> std::io::Result<()> {
+    match response {
+        Response::Bytes(b) => writer.write_all(&b).await,
+        Response::Pieces(pieces) => {
+            for p in pieces {
+                match p {
+                    Piece::Bytes(b) => writer.write_all(&b).await?,
+                    Piece::Records(Some(slice)) => crate::sendfile::send_slice(writer, &slice).await?,
+                    Piece::Records(None) => {}
+                }
+            }
+            Ok(())
+        }
+    }
+}

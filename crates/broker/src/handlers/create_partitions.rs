@@ -1,0 +1,26 @@
+//! CreatePartitions: grows a topic to a new partition count.
+
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+use strand_metadata::controller;
+
+use super::str;
+use crate::broker::Broker;
+
+pub async fn handle(broker: &Broker, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
+    let mut results = Vec::new();
+    for t in req.topics {
+        let name = t.name.to_string();
+        let assignments: Option<Vec<Vec<i32>>> =
+            t.assignments.as_ref().map(|a| a.iter().map(|x| x.broker_ids.iter().map(|b| b.0).collect()).collect());
+        let decide = |img: &strand_metadata::MetadataImage| controller::create_partitions(img, &name, t.count, assignments.as_deref());
+        let outcome = if req.validate_only { decide(&broker.image()).map(|_| ()) } else { broker.commit(decide).await.map(|_| ()) };
+        let mut r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+        if let Err(e) = outcome {
+            r.error_code = e.code;
+            r.error_message = Some(str(e.message));
+        }
+        results.push(r);
+    }
+    CreatePartitionsResponse::default().with_results(results)
+}

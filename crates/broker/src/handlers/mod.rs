@@ -1,0 +1,92 @@
+//! One module per API. [`dispatch`] decodes the body at the request's version, calls the
+//! handler, and encodes its answer; decoding errors close the connection, as Kafka does.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use strand_protocol::api;
+use strand_protocol::frame::{decode_body, encode_response, RequestFrame};
+
+use crate::broker::Broker;
+use crate::connection::{Reply, Response};
+
+mod api_versions;
+mod configs;
+mod create_partitions;
+mod create_topics;
+mod delete_topics;
+mod describe_cluster;
+mod describe_log_dirs;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+pub async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame) -> Reply {
+    let key = frame.api_key;
+    if !api::is_supported(key, frame.version()) {
+        if key == ApiKey::ApiVersions {
+            return api_versions::unsupported(&frame);
+        }
+        return Reply::Close(format!("{key:?} v{} is not supported", frame.version()));
+    }
+    match key {
+        ApiKey::ApiVersions => run(&frame, |_r: kafka_protocol::messages::ApiVersionsRequest| api_versions::handle()),
+        ApiKey::Metadata => run_async(&frame, |r| metadata::handle(broker, &frame, r)).await,
+        ApiKey::CreateTopics => run_async(&frame, |r| create_topics::handle(broker, &frame, r)).await,
+        ApiKey::DeleteTopics => run_async(&frame, |r| delete_topics::handle(broker, &frame, r)).await,
+        ApiKey::CreatePartitions => run_async(&frame, |r| create_partitions::handle(broker, r)).await,
+        ApiKey::Produce => match decode_body(&frame) {
+            Ok(r) => produce::handle(broker, &frame, r),
+            Err(e) => malformed(&frame, e),
+        },
+        ApiKey::Fetch => match decode_body(&frame) {
+            Ok(r) => fetch::handle(broker, &frame, r),
+            Err(e) => malformed(&frame, e),
+        },
+        ApiKey::ListOffsets => run(&frame, |r| list_offsets::handle(broker, &frame, r)),
+        ApiKey::DescribeConfigs => run(&frame, |r| configs::describe(broker, &frame, r)),
+        ApiKey::AlterConfigs => run_async(&frame, |r| configs::alter(broker, r)).await,
+        ApiKey::IncrementalAlterConfigs => run_async(&frame, |r| configs::incremental_alter(broker, r)).await,
+        ApiKey::DescribeCluster => run(&frame, |r| describe_cluster::handle(broker, r)),
+        ApiKey::DescribeLogDirs => run(&frame, |r| describe_log_dirs::handle(broker, r)),
+        other => Reply::Close(format!("{other:?} is not implemented")),
+    }
+}
+
+fn malformed(frame: &RequestFrame, error: String) -> Reply {
+    Reply::Close(format!("malformed {:?} v{} request: {error}", frame.api_key, frame.version()))
+}
+
+/// Encodes `body` as the response to `frame`.
+pub fn respond<R: Encodable + HeaderVersion>(frame: &RequestFrame, body: &R) -> Reply {
+    match encode_response(frame.api_key, frame.version(), frame.correlation_id(), body) {
+        Ok(b) => Reply::Now(Response::Bytes(b)),
+        Err(e) => {
+            tracing::error!(api = ?frame.api_key, version = frame.version(), error = %e, "cannot encode response");
+            Reply::Close(e.to_string())
+        }
+    }
+}
+
+fn run<Req: Decodable, Resp: Encodable + HeaderVersion>(frame: &RequestFrame, f: impl FnOnce(Req) -> Resp) -> Reply {
+    match decode_body::<Req>(frame) {
+        Ok(req) => respond(frame, &f(req)),
+        Err(e) => malformed(frame, e),
+    }
+}
+
+async fn run_async<Req: Decodable, Resp: Encodable + HeaderVersion, F: std::future::Future<Output = Resp>>(
+    frame: &RequestFrame,
+    f: impl FnOnce(Req) -> F,
+) -> Reply {
+    match decode_body::<Req>(frame) {
+        Ok(req) => respond(frame, &f(req).await),
+        Err(e) => malformed(frame, e),
+    }
+}
+
+pub fn str(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
