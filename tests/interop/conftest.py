@@ -170,6 +170,7 @@ class Broker:
         self.stderr_paths.append(stderr_path)
         env = dict(os.environ)
         env.setdefault("RUST_BACKTRACE", "1")
+        env.setdefault("NO_COLOR", "1")  # stderr goes to a file
         with open(stderr_path, "wb") as err:
             err.write(("$ " + " ".join(self.command()) + "\n").encode())
             err.flush()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import signal
+import threading
 import time
 
 import pytest
@@ -96,6 +97,43 @@ def check_acked_records(bootstrap, topic, acked: dict[int, int]):
     return log
 
 
+class BackgroundProducer(threading.Thread):
+    """Produces value_for(0), value_for(1), ... to partition 0 as fast as the
+    local queue allows, until stopped; serves delivery callbacks."""
+
+    def __init__(self, p, topic, on_delivery):
+        super().__init__(daemon=True)
+        self.p, self.topic, self.on_delivery = p, topic, on_delivery
+        self.seq = 0
+        self.stop_flag = threading.Event()
+        self.error = None
+
+    def run(self):
+        try:
+            while not self.stop_flag.is_set():
+                try:
+                    self.p.produce(self.topic, value=value_for(self.seq),
+                                   key=b"%d" % self.seq, partition=0,
+                                   on_delivery=self.on_delivery)
+                except BufferError:
+                    self.p.poll(0.01)
+                    continue
+                self.seq += 1
+                if self.seq % 50 == 0:
+                    self.p.poll(0)
+                if len(self.p) > 20_000:     # keep the backlog bounded
+                    self.p.poll(0.005)
+        except BaseException as exc:  # surfaced by the test
+            self.error = exc
+
+    def halt(self):
+        self.stop_flag.set()
+        self.join(30)
+        assert not self.is_alive(), "producer thread did not stop"
+        if self.error is not None:
+            raise self.error
+
+
 @pytest.mark.slow
 def test_acked_records_survive_kill9(broker_factory):
     # Small segments so recovery has to deal with several of them.
@@ -104,47 +142,37 @@ def test_acked_records_survive_kill9(broker_factory):
     create_topic(b.bootstrap, topic, partitions=2)
 
     kill_after_acks = 20_000
+    after_restart = 5_000
     tracker = AckTracker()
     p = crash_producer(b.bootstrap)
-    deadline = time.monotonic() + 120
-    seq = 0
-    while len(tracker.acked) < kill_after_acks:
-        assert time.monotonic() < deadline, f"only {len(tracker.acked)} acks before the deadline"
-        produce_one(p, topic, seq, tracker, deadline)
-        seq += 1
-        if seq % 100 == 0:
-            p.poll(0)
-        if len(p) > 20_000:          # keep the backlog bounded
-            p.poll(0.005)
-    b.kill9()
-    acked_before_kill = dict(tracker.acked)
-    produced_before_kill = seq
-
-    # Keep producing into the void for a moment, then bring the broker back.
-    for _ in range(2000):
-        produce_one(p, topic, seq, tracker, deadline)
-        seq += 1
-    p.poll(0.3)
-    b.start()
-    first_after_restart = seq
-    for _ in range(5000):
-        produce_one(p, topic, seq, tracker, deadline)
-        seq += 1
-        if seq % 100 == 0:
-            p.poll(0)
+    bg = BackgroundProducer(p, topic, tracker)
+    bg.start()
+    try:
+        wait_until(lambda: bg.error or len(tracker.acked) >= kill_after_acks, timeout=120,
+                   interval=0.001, what=f"{kill_after_acks} acks")
+        assert bg.error is None, bg.error
+        b.kill9()                       # the producer thread keeps going
+        acked_at_kill, produced_at_kill = len(tracker.acked), bg.seq
+        time.sleep(0.5)
+        b.start()
+        first_after_restart = bg.seq
+        wait_until(lambda: bg.error or any(s >= first_after_restart + after_restart
+                                           for s in list(tracker.acked)[-100:]),
+                   timeout=120, what=f"{after_restart} acks after the restart")
+    finally:
+        bg.halt()
     remaining = p.flush(60)
     assert remaining == 0, f"{remaining} records neither delivered nor failed"
+    produced = bg.seq
 
-    # Every record got exactly one report; the ones acked before the kill
-    # were all still acked after it.
-    assert len(tracker.acked) + len(tracker.failed) == seq
-    assert all(tracker.acked.get(s) == o for s, o in acked_before_kill.items())
-    after = [s for s in range(first_after_restart, seq) if s not in tracker.acked]
+    # Every record got exactly one report.
+    assert len(tracker.acked) + len(tracker.failed) == produced
+    after = [s for s in range(first_after_restart, produced) if s not in tracker.acked]
     assert not after, (f"{len(after)} records produced after the restart were not acknowledged; "
                        f"first errors: {[tracker.failed.get(s) for s in after[:3]]}")
-    assert len(tracker.acked) >= kill_after_acks + 5000
-    print(f"produced {seq}, acked {len(tracker.acked)}, failed {len(tracker.failed)}, "
-          f"in flight at kill: {produced_before_kill - len(acked_before_kill)}")
+    print(f"produced {produced}; at kill: produced {produced_at_kill}, acked {acked_at_kill}; "
+          f"in the end: acked {len(tracker.acked)}, failed {len(tracker.failed)} "
+          f"(first failure: {next(iter(tracker.failed.values()), None)})")
 
     check_acked_records(b.bootstrap, topic, tracker.acked)
 

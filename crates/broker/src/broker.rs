@@ -29,7 +29,9 @@ pub enum StartError {
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 pub struct Broker {
@@ -48,12 +50,20 @@ impl Broker {
     /// and registers this broker. Must run inside a Tokio runtime (it starts the flusher).
     pub fn open(config: BrokerConfig) -> Result<Arc<Self>, StartError> {
         let logs = LogManager::open(config.log_dirs.clone())?;
-        let cluster_id = crate::meta_properties::ensure(&config.log_dirs, config.node_id).map_err(StartError::Other)?;
-        let (metadata_log, image, report) = MetadataLog::open(&config.log_dirs[0].join(METADATA_DIR), config.metadata_snapshot_records)?;
+        let cluster_id = crate::meta_properties::ensure(&config.log_dirs, config.node_id)
+            .map_err(StartError::Other)?;
+        let (metadata_log, image, report) = MetadataLog::open(
+            &config.log_dirs[0].join(METADATA_DIR),
+            config.metadata_snapshot_records,
+        )?;
         if report.truncated_bytes > 0 {
             tracing::warn!(?report, "metadata log had a torn tail");
         }
-        tracing::info!(offset = image.offset, topics = image.topics.len(), "metadata replayed");
+        tracing::info!(
+            offset = image.offset,
+            topics = image.topics.len(),
+            "metadata replayed"
+        );
         let (appended, _) = watch::channel(0);
         let broker = Arc::new(Self {
             config,
@@ -73,7 +83,10 @@ impl Broker {
     pub async fn register(&self) -> Result<(), ApiError> {
         let image = self.image();
         let me = image.brokers.get(&self.config.node_id);
-        let wanted = (self.config.advertised_host.as_str(), i32::from(self.config.advertised_port));
+        let wanted = (
+            self.config.advertised_host.as_str(),
+            i32::from(self.config.advertised_port),
+        );
         if me.is_some_and(|b| (b.host.as_str(), b.port) == wanted) {
             return Ok(());
         }
@@ -87,7 +100,10 @@ impl Broker {
     }
 
     pub fn image(&self) -> Arc<MetadataImage> {
-        self.image.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.image
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     pub fn controller_config(&self) -> ControllerConfig {
@@ -113,22 +129,40 @@ impl Broker {
         if records.is_empty() {
             return Ok((decided, before));
         }
-        let after = log
-            .append(&before, &records)
-            .map_err(|e| ApiError::new(kafka_protocol::error::ResponseError::KafkaStorageError, e.to_string()))?;
+        let after = log.append(&before, &records).map_err(|e| {
+            ApiError::new(
+                kafka_protocol::error::ResponseError::KafkaStorageError,
+                e.to_string(),
+            )
+        })?;
         let after = Arc::new(after);
-        *self.image.write().unwrap_or_else(std::sync::PoisonError::into_inner) = after.clone();
+        *self
+            .image
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = after.clone();
         self.reconcile(&after, &records);
         Ok((decided, after))
     }
 
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
-        let tp = TopicPartition { topic: topic.to_string(), partition };
-        self.partitions.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&tp).cloned()
+        let tp = TopicPartition {
+            topic: topic.to_string(),
+            partition,
+        };
+        self.partitions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&tp)
+            .cloned()
     }
 
     pub fn partitions(&self) -> Vec<Arc<Partition>> {
-        self.partitions.read().unwrap_or_else(std::sync::PoisonError::into_inner).values().cloned().collect()
+        self.partitions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Signals fetch waiters that data arrived.
@@ -141,7 +175,11 @@ impl Broker {
     }
 
     /// Every topic config of `topic`, resolved through the broker levels.
-    pub fn resolved_topic_configs(&self, image: &MetadataImage, topic: &TopicImage) -> Vec<ResolvedConfig> {
+    pub fn resolved_topic_configs(
+        &self,
+        image: &MetadataImage,
+        topic: &TopicImage,
+    ) -> Vec<ResolvedConfig> {
         resolve_topic_configs(&topic.configs, &self.broker_defaults(image))
     }
 
@@ -154,8 +192,11 @@ impl Broker {
     }
 
     fn log_config(&self, image: &MetadataImage, topic: &TopicImage) -> LogConfig {
-        let resolved: BTreeMap<String, String> =
-            self.resolved_topic_configs(image, topic).into_iter().map(|c| (c.name.to_string(), c.value)).collect();
+        let resolved: BTreeMap<String, String> = self
+            .resolved_topic_configs(image, topic)
+            .into_iter()
+            .map(|c| (c.name.to_string(), c.value))
+            .collect();
         self.config.log_config_for(&resolved)
     }
 
@@ -167,21 +208,39 @@ impl Broker {
         let mut map = HashMap::new();
         let now = now_ms();
         for f in &found {
-            let topic = image.topic(&f.topic).filter(|t| t.partitions.iter().any(|p| p.partition == f.partition));
+            let topic = image
+                .topic(&f.topic)
+                .filter(|t| t.partitions.iter().any(|p| p.partition == f.partition));
             let Some(topic) = topic else {
                 tracing::warn!(dir = %f.dir.display(), "removing the log of a partition the metadata does not have");
                 let _ = std::fs::remove_dir_all(&f.dir);
                 continue;
             };
             let (log, report) = self.logs.open_log(f, self.log_config(&image, topic), now)?;
-            if report.truncated_bytes() > 0 || !report.rebuilt_indexes.is_empty() || !report.dropped_segments.is_empty() {
+            if report.truncated_bytes() > 0
+                || !report.rebuilt_indexes.is_empty()
+                || !report.dropped_segments.is_empty()
+            {
                 tracing::warn!(topic = %f.topic, partition = f.partition, ?report, "recovered partition log");
             }
-            let epoch = topic.partitions.iter().find(|p| p.partition == f.partition).map_or(0, |p| p.leader_epoch);
-            let tp = TopicPartition { topic: f.topic.clone(), partition: f.partition };
-            map.insert(tp.clone(), Arc::new(Partition::new(tp, topic.id, epoch, log)));
+            let epoch = topic
+                .partitions
+                .iter()
+                .find(|p| p.partition == f.partition)
+                .map_or(0, |p| p.leader_epoch);
+            let tp = TopicPartition {
+                topic: f.topic.clone(),
+                partition: f.partition,
+            };
+            map.insert(
+                tp.clone(),
+                Arc::new(Partition::new(tp, topic.id, epoch, log)),
+            );
         }
-        *self.partitions.write().unwrap_or_else(std::sync::PoisonError::into_inner) = map;
+        *self
+            .partitions
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = map;
         // Partitions in the image with no directory (created just before a crash): create them.
         self.reconcile(&image, &[]);
         Ok(())
@@ -190,12 +249,17 @@ impl Broker {
     /// Makes the set of open partitions match `after`.
     fn reconcile(&self, after: &MetadataImage, records: &[MetadataRecord]) {
         let now = now_ms();
-        let mut parts = self.partitions.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut parts = self
+            .partitions
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Deleted topics: drop their partitions and delete their logs.
         let gone: Vec<TopicPartition> = parts
             .iter()
             .filter(|(tp, p)| {
-                after.topic(&tp.topic).is_none_or(|t| t.id != p.topic_id || !t.partitions.iter().any(|x| x.partition == tp.partition))
+                after.topic(&tp.topic).is_none_or(|t| {
+                    t.id != p.topic_id || !t.partitions.iter().any(|x| x.partition == tp.partition)
+                })
             })
             .map(|(tp, _)| tp.clone())
             .collect();
@@ -220,20 +284,33 @@ impl Broker {
                 if pr.leader != self.config.node_id {
                     continue;
                 }
-                let tp = TopicPartition { topic: topic.name.clone(), partition: pr.partition };
+                let tp = TopicPartition {
+                    topic: topic.name.clone(),
+                    partition: pr.partition,
+                };
                 if parts.contains_key(&tp) {
                     continue;
                 }
-                match self.logs.create_log(&topic.name, pr.partition, self.log_config(after, topic), now) {
+                match self.logs.create_log(
+                    &topic.name,
+                    pr.partition,
+                    self.log_config(after, topic),
+                    now,
+                ) {
                     Ok(log) => {
-                        parts.insert(tp.clone(), Arc::new(Partition::new(tp, topic.id, pr.leader_epoch, log)));
+                        parts.insert(
+                            tp.clone(),
+                            Arc::new(Partition::new(tp, topic.id, pr.leader_epoch, log)),
+                        );
                     }
                     Err(e) => tracing::error!(partition = %tp, error = %e, "cannot create log"),
                 }
             }
         }
         // Config changes: every partition of a changed topic, or all of them for broker changes.
-        let config_changed = records.iter().any(|r| matches!(r, MetadataRecord::SetConfig { .. }));
+        let config_changed = records
+            .iter()
+            .any(|r| matches!(r, MetadataRecord::SetConfig { .. }));
         if config_changed {
             for (tp, p) in parts.iter() {
                 if let Some(topic) = after.topic(&tp.topic) {
@@ -249,21 +326,35 @@ impl Broker {
 
     /// Flushes and closes every log, writes the checkpoints and marks a clean shutdown.
     pub fn shutdown(&self) -> Result<(), strand_storage::LogError> {
-        let parts: Vec<Arc<Partition>> =
-            self.partitions.write().unwrap_or_else(std::sync::PoisonError::into_inner).drain().map(|(_, p)| p).collect();
+        let parts: Vec<Arc<Partition>> = self
+            .partitions
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain()
+            .map(|(_, p)| p)
+            .collect();
         let mut points = Vec::new();
         let mut first_error = None;
         for p in parts {
             let mut log = p.log();
             match log.flush() {
-                Ok(()) => points.push((p.tp.topic.clone(), p.tp.partition, log.recovery_point(), log.dir().to_owned())),
+                Ok(()) => points.push((
+                    p.tp.topic.clone(),
+                    p.tp.partition,
+                    log.recovery_point(),
+                    log.dir().to_owned(),
+                )),
                 Err(e) => {
                     tracing::error!(partition = %p.tp, error = %e, "flush at shutdown failed");
                     first_error.get_or_insert(e);
                 }
             }
         }
-        self.logs.write_recovery_points(points.iter().map(|(t, p, o, d)| (t.as_str(), *p, *o, d.as_path())))?;
+        self.logs.write_recovery_points(
+            points
+                .iter()
+                .map(|(t, p, o, d)| (t.as_str(), *p, *o, d.as_path())),
+        )?;
         if let Some(e) = first_error {
             return Err(e);
         }

@@ -14,11 +14,18 @@ use strand_storage::{LogConfig, TimestampType};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}: expected key=value")]
     Syntax { path: PathBuf, line: usize },
     #[error("invalid value {value:?} for {key}: {reason}")]
-    Invalid { key: String, value: String, reason: String },
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
 }
 
 /// Keys the broker reads itself, with their defaults. Topic-config defaults (`log.*`,
@@ -82,10 +89,12 @@ impl BrokerConfig {
         }
         for (k, v) in &set {
             if let Some(def) = topic_config_by_broker_name(k) {
-                strand_metadata::config::validate(def, v).map_err(|reason| ConfigError::Invalid {
-                    key: k.clone(),
-                    value: v.clone(),
-                    reason,
+                strand_metadata::config::validate(def, v).map_err(|reason| {
+                    ConfigError::Invalid {
+                        key: k.clone(),
+                        value: v.clone(),
+                        reason,
+                    }
                 })?;
             } else if !BROKER_KEYS.iter().any(|(name, _)| name == k) {
                 tracing::warn!(key = %k, "unknown configuration key ignored");
@@ -93,7 +102,11 @@ impl BrokerConfig {
         }
         let get = |k: &str| -> String {
             set.get(k).cloned().unwrap_or_else(|| {
-                BROKER_KEYS.iter().find(|(name, _)| *name == k).map(|(_, d)| d.to_string()).unwrap_or_default()
+                BROKER_KEYS
+                    .iter()
+                    .find(|(name, _)| *name == k)
+                    .map(|(_, d)| d.to_string())
+                    .unwrap_or_default()
             })
         };
         let listeners = get("listeners");
@@ -106,8 +119,12 @@ impl BrokerConfig {
             Some(hp) => hp,
             None => (listener.ip().to_string(), listener.port()),
         };
-        let log_dirs: Vec<PathBuf> =
-            get("log.dirs").split(',').map(str::trim).filter(|s| !s.is_empty()).map(PathBuf::from).collect();
+        let log_dirs: Vec<PathBuf> = get("log.dirs")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .collect();
         if log_dirs.is_empty() {
             return Err(invalid("log.dirs", "", "at least one directory is needed"));
         }
@@ -118,21 +135,38 @@ impl BrokerConfig {
             advertised_port,
             log_dirs,
             num_partitions: positive("num.partitions", &get("num.partitions"))?,
-            default_replication_factor: positive::<i16>("default.replication.factor", &get("default.replication.factor"))?,
-            auto_create_topics: parse_bool("auto.create.topics.enable", &get("auto.create.topics.enable"))?,
-            socket_request_max_bytes: positive("socket.request.max.bytes", &get("socket.request.max.bytes"))?,
+            default_replication_factor: positive::<i16>(
+                "default.replication.factor",
+                &get("default.replication.factor"),
+            )?,
+            auto_create_topics: parse_bool(
+                "auto.create.topics.enable",
+                &get("auto.create.topics.enable"),
+            )?,
+            socket_request_max_bytes: positive(
+                "socket.request.max.bytes",
+                &get("socket.request.max.bytes"),
+            )?,
             max_connections: positive("max.connections", &get("max.connections"))?,
             queued_max_requests: positive("queued.max.requests", &get("queued.max.requests"))?,
             fetch_max_bytes: positive("fetch.max.bytes", &get("fetch.max.bytes"))?,
-            metadata_snapshot_records: positive("metadata.log.max.snapshot.records", &get("metadata.log.max.snapshot.records"))?,
+            metadata_snapshot_records: positive(
+                "metadata.log.max.snapshot.records",
+                &get("metadata.log.max.snapshot.records"),
+            )?,
             static_config: set,
         };
         Ok(cfg)
     }
 
     /// Reads a `server.properties`-style file: `key=value` lines, `#` and `!` comments.
-    pub fn read_properties(path: &std::path::Path) -> Result<BTreeMap<String, String>, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    pub fn read_properties(
+        path: &std::path::Path,
+    ) -> Result<BTreeMap<String, String>, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         let mut out = BTreeMap::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -142,7 +176,10 @@ impl BrokerConfig {
             let (k, v) = line
                 .split_once('=')
                 .or_else(|| line.split_once(':'))
-                .ok_or(ConfigError::Syntax { path: path.to_owned(), line: i + 1 })?;
+                .ok_or(ConfigError::Syntax {
+                    path: path.to_owned(),
+                    line: i + 1,
+                })?;
             out.insert(k.trim().to_string(), v.trim().to_string());
         }
         Ok(out)
@@ -161,11 +198,17 @@ impl BrokerConfig {
     /// The log settings a new topic gets from the broker level (before its own settings).
     pub fn log_config_for(&self, resolved: &BTreeMap<String, String>) -> LogConfig {
         let d = LogConfig::default();
-        let num = |k: &str, dflt: i64| resolved.get(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(dflt);
+        let num = |k: &str, dflt: i64| {
+            resolved
+                .get(k)
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(dflt)
+        };
         LogConfig {
             segment_bytes: num("segment.bytes", d.segment_bytes as i64).max(14) as u64,
             segment_ms: num("segment.ms", d.segment_ms).max(1),
-            index_interval_bytes: num("index.interval.bytes", d.index_interval_bytes as i64).max(0) as u64,
+            index_interval_bytes: num("index.interval.bytes", d.index_interval_bytes as i64).max(0)
+                as u64,
             max_message_bytes: num("max.message.bytes", d.max_message_bytes as i64).max(0) as usize,
             timestamp_type: match resolved.get("message.timestamp.type").map(String::as_str) {
                 Some("LogAppendTime") => TimestampType::LogAppendTime,
@@ -176,14 +219,23 @@ impl BrokerConfig {
 }
 
 fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
-    ConfigError::Invalid { key: key.into(), value: value.into(), reason: reason.into() }
+    ConfigError::Invalid {
+        key: key.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
 }
 
 fn parse<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, ConfigError> {
-    v.trim().parse().map_err(|_| invalid(key, v, "not a number of the right type"))
+    v.trim()
+        .parse()
+        .map_err(|_| invalid(key, v, "not a number of the right type"))
 }
 
-fn positive<T: std::str::FromStr + PartialOrd + Default>(key: &str, v: &str) -> Result<T, ConfigError> {
+fn positive<T: std::str::FromStr + PartialOrd + Default>(
+    key: &str,
+    v: &str,
+) -> Result<T, ConfigError> {
     let n: T = parse(key, v)?;
     if n <= T::default() {
         return Err(invalid(key, v, "must be positive"));
@@ -202,20 +254,45 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, ConfigError> {
 /// `PLAINTEXT://host:port` (the first of a comma-separated list) as host and port.
 fn split_listener(key: &str, v: &str) -> Result<(String, u16), ConfigError> {
     let first = v.split(',').next().unwrap_or("").trim();
-    let (proto, addr) = first.split_once("://").ok_or_else(|| invalid(key, v, "expected PLAINTEXT://host:port"))?;
+    let (proto, addr) = first
+        .split_once("://")
+        .ok_or_else(|| invalid(key, v, "expected PLAINTEXT://host:port"))?;
     if !proto.eq_ignore_ascii_case("PLAINTEXT") {
-        return Err(invalid(key, v, "only PLAINTEXT listeners are supported so far"));
+        return Err(invalid(
+            key,
+            v,
+            "only PLAINTEXT listeners are supported so far",
+        ));
     }
-    let (host, port) = addr.rsplit_once(':').ok_or_else(|| invalid(key, v, "missing port"))?;
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| invalid(key, v, "missing port"))?;
     let port: u16 = port.parse().map_err(|_| invalid(key, v, "bad port"))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    Ok((if host.is_empty() { "127.0.0.1".to_string() } else { host.to_string() }, port))
+    Ok((
+        if host.is_empty() {
+            "127.0.0.1".to_string()
+        } else {
+            host.to_string()
+        },
+        port,
+    ))
 }
 
 fn parse_listener(key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
     let (host, port) = split_listener(key, v)?;
-    let host = if host == "localhost" { "127.0.0.1".to_string() } else { host };
-    let ip: std::net::IpAddr = host.parse().map_err(|_| invalid(key, v, "the listener host must be an IP address or localhost"))?;
+    let host = if host == "localhost" {
+        "127.0.0.1".to_string()
+    } else {
+        host
+    };
+    let ip: std::net::IpAddr = host.parse().map_err(|_| {
+        invalid(
+            key,
+            v,
+            "the listener host must be an IP address or localhost",
+        )
+    })?;
     Ok(SocketAddr::new(ip, port))
 }
 
@@ -224,14 +301,20 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn defaults_work_on_a_laptop() {
         let c = BrokerConfig::from_map(BTreeMap::new()).unwrap();
         assert_eq!(c.listener.to_string(), "127.0.0.1:9092");
-        assert_eq!((c.advertised_host.as_str(), c.advertised_port), ("127.0.0.1", 9092));
+        assert_eq!(
+            (c.advertised_host.as_str(), c.advertised_port),
+            ("127.0.0.1", 9092)
+        );
         assert_eq!(c.node_id, 1);
         assert!(c.auto_create_topics);
         assert_eq!(c.num_partitions, 1);
@@ -239,8 +322,15 @@ mod tests {
 
     #[test]
     fn units_fold_and_bad_values_fail() {
-        let c = BrokerConfig::from_map(map(&[("log.retention.hours", "2"), ("listeners", "PLAINTEXT://localhost:1234")])).unwrap();
-        assert_eq!(c.static_config.get("log.retention.ms").map(String::as_str), Some("7200000"));
+        let c = BrokerConfig::from_map(map(&[
+            ("log.retention.hours", "2"),
+            ("listeners", "PLAINTEXT://localhost:1234"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.static_config.get("log.retention.ms").map(String::as_str),
+            Some("7200000")
+        );
         assert_eq!(c.listener.port(), 1234);
         assert!(BrokerConfig::from_map(map(&[("num.partitions", "0")])).is_err());
         assert!(BrokerConfig::from_map(map(&[("log.segment.bytes", "x")])).is_err());
@@ -249,7 +339,10 @@ mod tests {
 
     #[test]
     fn env_names() {
-        let m = BrokerConfig::from_env([("STRAND_LOG_DIRS".to_string(), "/x".to_string()), ("HOME".to_string(), "/".to_string())]);
+        let m = BrokerConfig::from_env([
+            ("STRAND_LOG_DIRS".to_string(), "/x".to_string()),
+            ("HOME".to_string(), "/".to_string()),
+        ]);
         assert_eq!(m, map(&[("log.dirs", "/x")]));
     }
 }

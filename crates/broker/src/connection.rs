@@ -42,7 +42,12 @@ pub enum Reply {
     Close(String),
 }
 
-pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let _ = stream.set_nodelay(true);
     let (mut reader, writer) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Reply>(broker.config.queued_max_requests);
@@ -70,7 +75,10 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut
         }
         let frame = match RequestFrame::parse(frame.freeze()) {
             Ok(f) => f,
-            Err(FrameError::UnknownApiKey { api_key, correlation_id }) => {
+            Err(FrameError::UnknownApiKey {
+                api_key,
+                correlation_id,
+            }) => {
                 tracing::warn!(%peer, api_key, correlation_id, "unknown API key; closing connection as Kafka does");
                 break;
             }
@@ -119,7 +127,9 @@ async fn send(writer: &mut OwnedWriteHalf, response: Response) -> std::io::Resul
             for p in pieces {
                 match p {
                     Piece::Bytes(b) => writer.write_all(&b).await?,
-                    Piece::Records(Some(slice)) => crate::sendfile::send_slice(writer, &slice).await?,
+                    Piece::Records(Some(slice)) => {
+                        crate::sendfile::send_slice(writer, &slice).await?
+                    }
                     Piece::Records(None) => {}
                 }
             }

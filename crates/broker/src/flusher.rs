@@ -36,8 +36,15 @@ impl Flusher {
             return Ok(());
         }
         let (done, rx) = oneshot::channel();
-        self.tx.send(FlushRequest { partition, offset, done }).map_err(|_| "the broker is shutting down".to_string())?;
-        rx.await.map_err(|_| "the broker is shutting down".to_string())?
+        self.tx
+            .send(FlushRequest {
+                partition,
+                offset,
+                done,
+            })
+            .map_err(|_| "the broker is shutting down".to_string())?;
+        rx.await
+            .map_err(|_| "the broker is shutting down".to_string())?
     }
 }
 
@@ -56,9 +63,15 @@ async fn run(mut rx: mpsc::UnboundedReceiver<FlushRequest>) {
         }
         let synced = partitions.clone();
         let results: Vec<Result<i64, String>> =
-            tokio::task::spawn_blocking(move || synced.iter().map(|p| sync_partition(p)).collect()).await.unwrap_or_default();
+            tokio::task::spawn_blocking(move || synced.iter().map(|p| sync_partition(p)).collect())
+                .await
+                .unwrap_or_default();
         for r in batch {
-            let result = match partitions.iter().position(|p| Arc::ptr_eq(p, &r.partition)).and_then(|i| results.get(i)) {
+            let result = match partitions
+                .iter()
+                .position(|p| Arc::ptr_eq(p, &r.partition))
+                .and_then(|i| results.get(i))
+            {
                 Some(Ok(durable)) if *durable >= r.offset => Ok(()),
                 Some(Ok(durable)) => Err(format!("only offsets below {durable} are durable")),
                 Some(Err(e)) => Err(e.clone()),
@@ -72,7 +85,9 @@ async fn run(mut rx: mpsc::UnboundedReceiver<FlushRequest>) {
 /// fsyncs the partition's unsynced files outside its lock; returns the durable offset.
 fn sync_partition(p: &Partition) -> Result<i64, String> {
     let target = p.log().sync_target();
-    let Some(target) = target else { return Ok(p.log().recovery_point()) };
+    let Some(target) = target else {
+        return Ok(p.log().recovery_point());
+    };
     for f in &target.files {
         if let Err(e) = f.sync_data() {
             tracing::error!(partition = %p.tp, error = %e, "fsync failed");

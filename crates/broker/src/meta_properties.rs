@@ -11,18 +11,29 @@ pub fn ensure(dirs: &[PathBuf], node_id: i32) -> Result<String, String> {
     let mut cluster_id: Option<String> = None;
     for dir in dirs {
         let path = dir.join(FILE);
-        let Ok(text) = std::fs::read_to_string(&path) else { continue };
-        let props: BTreeMap<&str, &str> =
-            text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.trim(), v.trim())).collect();
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let props: BTreeMap<&str, &str> = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .collect();
         if let Some(n) = props.get("node.id") {
             if *n != node_id.to_string() {
-                return Err(format!("{} belongs to node.id {n}, but this broker is node.id {node_id}", path.display()));
+                return Err(format!(
+                    "{} belongs to node.id {n}, but this broker is node.id {node_id}",
+                    path.display()
+                ));
             }
         }
         if let Some(c) = props.get("cluster.id") {
             match &cluster_id {
                 Some(existing) if existing != c => {
-                    return Err(format!("{} belongs to cluster {c}, other log dirs to {existing}", path.display()));
+                    return Err(format!(
+                        "{} belongs to cluster {c}, other log dirs to {existing}",
+                        path.display()
+                    ));
                 }
                 _ => cluster_id = Some((*c).to_string()),
             }
@@ -32,8 +43,11 @@ pub fn ensure(dirs: &[PathBuf], node_id: i32) -> Result<String, String> {
     for dir in dirs {
         let path = dir.join(FILE);
         if !path.exists() {
-            let text = format!("#Written by strand\nversion=1\nnode.id={node_id}\ncluster.id={cluster_id}\n");
-            std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            let text = format!(
+                "#Written by strand\nversion=1\nnode.id={node_id}\ncluster.id={cluster_id}\n"
+            );
+            std::fs::write(&path, text)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         }
     }
     Ok(cluster_id)
@@ -44,7 +58,10 @@ fn base64url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
         for i in 0..=chunk.len() {
             out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
         }

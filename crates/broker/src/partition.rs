@@ -27,18 +27,27 @@ pub struct Partition {
 
 impl Partition {
     pub fn new(tp: TopicPartition, topic_id: Uuid, leader_epoch: i32, log: PartitionLog) -> Self {
-        Self { tp, topic_id, leader_epoch, log: Mutex::new(log) }
+        Self {
+            tp,
+            topic_id,
+            leader_epoch,
+            log: Mutex::new(log),
+        }
     }
 
     /// The log, for a short critical section (no fsync, no network IO under it). A panic in
     /// another holder does not make the log unusable: its state is only changed by whole
     /// operations that either complete or return an error first.
     pub fn log(&self) -> MutexGuard<'_, PartitionLog> {
-        self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Takes the log out (the partition is being deleted or the broker stops).
     pub fn into_log(self) -> PartitionLog {
-        self.log.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.log
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

@@ -16,12 +16,21 @@ pub async fn send_slice(writer: &mut OwnedWriteHalf, slice: &FileSlice) -> io::R
         stream.writable().await?;
         let remaining = (end - offset) as usize;
         let sent = stream.try_io(Interest::WRITABLE, || {
-            rustix::fs::sendfile(stream.as_fd(), slice.file.as_fd(), Some(&mut offset), remaining).map_err(io::Error::from)
+            rustix::fs::sendfile(
+                stream.as_fd(),
+                slice.file.as_fd(),
+                Some(&mut offset),
+                remaining,
+            )
+            .map_err(io::Error::from)
         });
         match sent {
             Ok(0) => {
                 // The file is shorter than the range: it was truncated under us.
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "segment shrank during sendfile"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "segment shrank during sendfile",
+                ));
             }
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}

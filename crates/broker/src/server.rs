@@ -21,10 +21,13 @@ impl Server {
     pub async fn bind(config: crate::BrokerConfig) -> Result<Self, crate::broker::StartError> {
         let listen = config.listener;
         let broker = Broker::open(config)?;
-        broker.register().await.map_err(|e| crate::broker::StartError::Other(e.message))?;
-        let listener = TcpListener::bind(listen)
+        broker
+            .register()
             .await
-            .map_err(|e| crate::broker::StartError::Other(format!("cannot listen on {listen}: {e}")))?;
+            .map_err(|e| crate::broker::StartError::Other(e.message))?;
+        let listener = TcpListener::bind(listen).await.map_err(|e| {
+            crate::broker::StartError::Other(format!("cannot listen on {listen}: {e}"))
+        })?;
         Ok(Self { broker, listener })
     }
 
@@ -37,7 +40,10 @@ impl Server {
     }
 
     /// Serves until `shutdown` turns true, then closes connections and the logs cleanly.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), strand_storage::LogError> {
+    pub async fn run(
+        self,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), strand_storage::LogError> {
         let limit = Arc::new(Semaphore::new(self.broker.config.max_connections));
         let mut conns = JoinSet::new();
         loop {
@@ -67,12 +73,19 @@ impl Server {
         tracing::info!("shutting down: closing connections");
         drop(self.listener);
         let drain = async { while conns.join_next().await.is_some() {} };
-        if tokio::time::timeout(std::time::Duration::from_secs(10), drain).await.is_err() {
+        if tokio::time::timeout(std::time::Duration::from_secs(10), drain)
+            .await
+            .is_err()
+        {
             conns.abort_all();
         }
         let broker = self.broker;
-        tokio::task::spawn_blocking(move || broker.shutdown()).await.unwrap_or_else(|e| {
-            Err(strand_storage::LogError::Offline(format!("shutdown task failed: {e}")))
-        })
+        tokio::task::spawn_blocking(move || broker.shutdown())
+            .await
+            .unwrap_or_else(|e| {
+                Err(strand_storage::LogError::Offline(format!(
+                    "shutdown task failed: {e}"
+                )))
+            })
     }
 }

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use strand_broker::{BrokerConfig, Server};
 
 #[derive(Parser)]
-#[command(name = "strand", version, about = "A Kafka-compatible event streaming platform")]
+#[command(
+    name = "strand",
+    version,
+    about = "A Kafka-compatible event streaming platform"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,7 +34,8 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("STRAND_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_env("STRAND_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -46,11 +51,16 @@ fn run_broker(file: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<(
     };
     settings.extend(BrokerConfig::from_env(std::env::vars()));
     for o in overrides {
-        let Some((k, v)) = o.split_once('=') else { bail!("--override takes KEY=VALUE, got {o:?}") };
+        let Some((k, v)) = o.split_once('=') else {
+            bail!("--override takes KEY=VALUE, got {o:?}")
+        };
         settings.insert(k.trim().to_string(), v.trim().to_string());
     }
     let config = BrokerConfig::from_map(settings)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
     runtime.block_on(async move {
         let server = Server::bind(config).await?;
         let addr = server.local_addr()?;
@@ -69,7 +79,10 @@ fn run_broker(file: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<(
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop with SIGKILL");
         return std::future::pending().await;
     };

@@ -49,7 +49,15 @@ const fn def(
     min: f64,
     doc: &'static str,
 ) -> TopicConfigDef {
-    TopicConfigDef { name, broker_name, ty, default, choices: &[], min, doc }
+    TopicConfigDef {
+        name,
+        broker_name,
+        ty,
+        default,
+        choices: &[],
+        min,
+        doc,
+    }
 }
 
 const LONG_MAX: &str = "9223372036854775807";
@@ -58,31 +66,157 @@ const LONG_MAX: &str = "9223372036854775807";
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef {
         choices: &["delete", "compact"],
-        ..def("cleanup.policy", "log.cleanup.policy", ConfigType::List, "delete", 0.0, "Retention policy for old segments: delete, compact, or both.")
+        ..def(
+            "cleanup.policy",
+            "log.cleanup.policy",
+            ConfigType::List,
+            "delete",
+            0.0,
+            "Retention policy for old segments: delete, compact, or both.",
+        )
     },
     TopicConfigDef {
         choices: &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"],
-        ..def("compression.type", "compression.type", ConfigType::String, "producer", 0.0, "Final compression of the topic's data; producer keeps what the producer sent.")
+        ..def(
+            "compression.type",
+            "compression.type",
+            ConfigType::String,
+            "producer",
+            0.0,
+            "Final compression of the topic's data; producer keeps what the producer sent.",
+        )
     },
-    def("delete.retention.ms", "log.cleaner.delete.retention.ms", ConfigType::Long, "86400000", 0.0, "How long tombstones are kept on compacted topics."),
-    def("file.delete.delay.ms", "log.segment.delete.delay.ms", ConfigType::Long, "60000", 0.0, "Wait before a deleted segment's files are removed."),
-    def("flush.messages", "log.flush.interval.messages", ConfigType::Long, LONG_MAX, 1.0, "Force an fsync after this many messages."),
-    def("flush.ms", "log.flush.interval.ms", ConfigType::Long, LONG_MAX, 0.0, "Force an fsync after this much time."),
-    def("index.interval.bytes", "log.index.interval.bytes", ConfigType::Int, "4096", 0.0, "Bytes of log between two offset index entries."),
-    def("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms", ConfigType::Long, LONG_MAX, 1.0, "Longest time a message stays uncompacted."),
-    def("max.message.bytes", "message.max.bytes", ConfigType::Int, "1048588", 0.0, "Largest record batch the topic accepts."),
+    def(
+        "delete.retention.ms",
+        "log.cleaner.delete.retention.ms",
+        ConfigType::Long,
+        "86400000",
+        0.0,
+        "How long tombstones are kept on compacted topics.",
+    ),
+    def(
+        "file.delete.delay.ms",
+        "log.segment.delete.delay.ms",
+        ConfigType::Long,
+        "60000",
+        0.0,
+        "Wait before a deleted segment's files are removed.",
+    ),
+    def(
+        "flush.messages",
+        "log.flush.interval.messages",
+        ConfigType::Long,
+        LONG_MAX,
+        1.0,
+        "Force an fsync after this many messages.",
+    ),
+    def(
+        "flush.ms",
+        "log.flush.interval.ms",
+        ConfigType::Long,
+        LONG_MAX,
+        0.0,
+        "Force an fsync after this much time.",
+    ),
+    def(
+        "index.interval.bytes",
+        "log.index.interval.bytes",
+        ConfigType::Int,
+        "4096",
+        0.0,
+        "Bytes of log between two offset index entries.",
+    ),
+    def(
+        "max.compaction.lag.ms",
+        "log.cleaner.max.compaction.lag.ms",
+        ConfigType::Long,
+        LONG_MAX,
+        1.0,
+        "Longest time a message stays uncompacted.",
+    ),
+    def(
+        "max.message.bytes",
+        "message.max.bytes",
+        ConfigType::Int,
+        "1048588",
+        0.0,
+        "Largest record batch the topic accepts.",
+    ),
     TopicConfigDef {
         choices: &["CreateTime", "LogAppendTime"],
-        ..def("message.timestamp.type", "log.message.timestamp.type", ConfigType::String, "CreateTime", 0.0, "Whether records keep the producer's timestamp or get the broker's append time.")
+        ..def(
+            "message.timestamp.type",
+            "log.message.timestamp.type",
+            ConfigType::String,
+            "CreateTime",
+            0.0,
+            "Whether records keep the producer's timestamp or get the broker's append time.",
+        )
     },
-    def("min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", ConfigType::Double, "0.5", 0.0, "Dirty fraction of a log above which it is compacted."),
-    def("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms", ConfigType::Long, "0", 0.0, "Shortest time a message stays uncompacted."),
-    def("min.insync.replicas", "min.insync.replicas", ConfigType::Int, "1", 1.0, "Replicas that must acknowledge an acks=all write."),
-    def("retention.bytes", "log.retention.bytes", ConfigType::Long, "-1", -1.0, "Largest size a partition grows to before old segments are deleted (-1: no limit)."),
-    def("retention.ms", "log.retention.ms", ConfigType::Long, "604800000", -1.0, "Age after which old segments are deleted (-1: no limit)."),
-    def("segment.bytes", "log.segment.bytes", ConfigType::Int, "1073741824", 14.0, "Size at which a new segment is started."),
-    def("segment.ms", "log.roll.ms", ConfigType::Long, "604800000", 1.0, "Age at which a new segment is started."),
-    def("unclean.leader.election.enable", "unclean.leader.election.enable", ConfigType::Boolean, "false", 0.0, "Whether an out-of-sync replica may become leader."),
+    def(
+        "min.cleanable.dirty.ratio",
+        "log.cleaner.min.cleanable.ratio",
+        ConfigType::Double,
+        "0.5",
+        0.0,
+        "Dirty fraction of a log above which it is compacted.",
+    ),
+    def(
+        "min.compaction.lag.ms",
+        "log.cleaner.min.compaction.lag.ms",
+        ConfigType::Long,
+        "0",
+        0.0,
+        "Shortest time a message stays uncompacted.",
+    ),
+    def(
+        "min.insync.replicas",
+        "min.insync.replicas",
+        ConfigType::Int,
+        "1",
+        1.0,
+        "Replicas that must acknowledge an acks=all write.",
+    ),
+    def(
+        "retention.bytes",
+        "log.retention.bytes",
+        ConfigType::Long,
+        "-1",
+        -1.0,
+        "Largest size a partition grows to before old segments are deleted (-1: no limit).",
+    ),
+    def(
+        "retention.ms",
+        "log.retention.ms",
+        ConfigType::Long,
+        "604800000",
+        -1.0,
+        "Age after which old segments are deleted (-1: no limit).",
+    ),
+    def(
+        "segment.bytes",
+        "log.segment.bytes",
+        ConfigType::Int,
+        "1073741824",
+        14.0,
+        "Size at which a new segment is started.",
+    ),
+    def(
+        "segment.ms",
+        "log.roll.ms",
+        ConfigType::Long,
+        "604800000",
+        1.0,
+        "Age at which a new segment is started.",
+    ),
+    def(
+        "unclean.leader.election.enable",
+        "unclean.leader.election.enable",
+        ConfigType::Boolean,
+        "false",
+        0.0,
+        "Whether an out-of-sync replica may become leader.",
+    ),
 ];
 
 pub fn topic_config_def(name: &str) -> Option<&'static TopicConfigDef> {
@@ -96,7 +230,12 @@ pub fn topic_config_by_broker_name(broker_name: &str) -> Option<&'static TopicCo
 /// Checks a value against its definition.
 pub fn validate(def: &TopicConfigDef, value: &str) -> Result<(), String> {
     let v = value.trim();
-    let bad = |why: &str| Err(format!("Invalid value {value} for configuration {}: {why}", def.name));
+    let bad = |why: &str| {
+        Err(format!(
+            "Invalid value {value} for configuration {}: {why}",
+            def.name
+        ))
+    };
     match def.ty {
         ConfigType::Boolean => {
             if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") {
@@ -121,7 +260,10 @@ pub fn validate(def: &TopicConfigDef, value: &str) -> Result<(), String> {
         },
         ConfigType::String => {
             if !def.choices.is_empty() && !def.choices.contains(&v) {
-                return bad(&format!("String must be one of: {}", def.choices.join(", ")));
+                return bad(&format!(
+                    "String must be one of: {}",
+                    def.choices.join(", ")
+                ));
             }
         }
         ConfigType::List => {
@@ -136,7 +278,9 @@ pub fn validate(def: &TopicConfigDef, value: &str) -> Result<(), String> {
 }
 
 /// Checks a set of topic settings: every name known, every value valid.
-pub fn validate_topic_configs<'a>(configs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<(), String> {
+pub fn validate_topic_configs<'a>(
+    configs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<(), String> {
     for (k, v) in configs {
         let def = topic_config_def(k).ok_or_else(|| format!("Unknown topic config name: {k}"))?;
         validate(def, v)?;
@@ -166,7 +310,10 @@ pub struct BrokerDefaults<'a> {
 }
 
 /// Resolves every topic config for a topic with the given settings.
-pub fn resolve_topic_configs(topic: &BTreeMap<String, String>, broker: &BrokerDefaults<'_>) -> Vec<ResolvedConfig> {
+pub fn resolve_topic_configs(
+    topic: &BTreeMap<String, String>,
+    broker: &BrokerDefaults<'_>,
+) -> Vec<ResolvedConfig> {
     TOPIC_CONFIGS
         .iter()
         .map(|def| {
@@ -176,7 +323,10 @@ pub fn resolve_topic_configs(topic: &BTreeMap<String, String>, broker: &BrokerDe
             }
             let levels = [
                 (broker.dynamic_broker, ConfigSource::DynamicBrokerConfig),
-                (broker.dynamic_default, ConfigSource::DynamicDefaultBrokerConfig),
+                (
+                    broker.dynamic_default,
+                    ConfigSource::DynamicDefaultBrokerConfig,
+                ),
                 (broker.static_config, ConfigSource::StaticBrokerConfig),
             ];
             for (map, source) in levels {
@@ -184,9 +334,18 @@ pub fn resolve_topic_configs(topic: &BTreeMap<String, String>, broker: &BrokerDe
                     synonyms.push((def.broker_name.to_string(), v.clone(), source));
                 }
             }
-            synonyms.push((def.broker_name.to_string(), def.default.to_string(), ConfigSource::DefaultConfig));
+            synonyms.push((
+                def.broker_name.to_string(),
+                def.default.to_string(),
+                ConfigSource::DefaultConfig,
+            ));
             let (_, value, source) = synonyms[0].clone();
-            ResolvedConfig { name: def.name, value, source, synonyms }
+            ResolvedConfig {
+                name: def.name,
+                value,
+                source,
+                synonyms,
+            }
         })
         .collect()
 }
@@ -197,9 +356,19 @@ mod tests {
 
     #[test]
     fn validation() {
-        let ok = [("retention.ms", "1000"), ("cleanup.policy", "compact,delete"), ("message.timestamp.type", "LogAppendTime")];
+        let ok = [
+            ("retention.ms", "1000"),
+            ("cleanup.policy", "compact,delete"),
+            ("message.timestamp.type", "LogAppendTime"),
+        ];
         assert!(validate_topic_configs(ok).is_ok());
-        for bad in [("retention.ms", "x"), ("segment.bytes", "1"), ("cleanup.policy", "keep"), ("nope", "1"), ("min.cleanable.dirty.ratio", "2")] {
+        for bad in [
+            ("retention.ms", "x"),
+            ("segment.bytes", "1"),
+            ("cleanup.policy", "keep"),
+            ("nope", "1"),
+            ("min.cleanable.dirty.ratio", "2"),
+        ] {
             assert!(validate_topic_configs([bad]).is_err(), "{bad:?}");
         }
     }
@@ -207,13 +376,35 @@ mod tests {
     #[test]
     fn resolution_order() {
         let topic = BTreeMap::from([("retention.ms".to_string(), "1".to_string())]);
-        let stat = BTreeMap::from([("log.retention.ms".to_string(), "3".to_string()), ("log.segment.bytes".to_string(), "4096".to_string())]);
+        let stat = BTreeMap::from([
+            ("log.retention.ms".to_string(), "3".to_string()),
+            ("log.segment.bytes".to_string(), "4096".to_string()),
+        ]);
         let dynd = BTreeMap::from([("log.segment.bytes".to_string(), "8192".to_string())]);
-        let r = resolve_topic_configs(&topic, &BrokerDefaults { dynamic_broker: None, dynamic_default: Some(&dynd), static_config: Some(&stat) });
+        let r = resolve_topic_configs(
+            &topic,
+            &BrokerDefaults {
+                dynamic_broker: None,
+                dynamic_default: Some(&dynd),
+                static_config: Some(&stat),
+            },
+        );
         let get = |n: &str| r.iter().find(|c| c.name == n).unwrap().clone();
-        assert_eq!((get("retention.ms").value.as_str(), get("retention.ms").source), ("1", ConfigSource::TopicConfig));
+        assert_eq!(
+            (
+                get("retention.ms").value.as_str(),
+                get("retention.ms").source
+            ),
+            ("1", ConfigSource::TopicConfig)
+        );
         assert_eq!(get("retention.ms").synonyms.len(), 3);
-        assert_eq!((get("segment.bytes").value.as_str(), get("segment.bytes").source), ("8192", ConfigSource::DynamicDefaultBrokerConfig));
+        assert_eq!(
+            (
+                get("segment.bytes").value.as_str(),
+                get("segment.bytes").source
+            ),
+            ("8192", ConfigSource::DynamicDefaultBrokerConfig)
+        );
         assert_eq!(get("flush.ms").source, ConfigSource::DefaultConfig);
     }
 }

@@ -46,7 +46,10 @@ pub struct MetadataImage {
 
 impl MetadataImage {
     pub fn empty() -> Self {
-        Self { offset: -1, ..Self::default() }
+        Self {
+            offset: -1,
+            ..Self::default()
+        }
     }
 
     pub fn topic(&self, name: &str) -> Option<&Arc<TopicImage>> {
@@ -63,13 +66,28 @@ impl MetadataImage {
         let mut next = self.clone();
         next.offset = offset;
         match record {
-            MetadataRecord::RegisterBroker { node_id, host, port, rack } => {
+            MetadataRecord::RegisterBroker {
+                node_id,
+                host,
+                port,
+                rack,
+            } => {
                 next.brokers.insert(
                     *node_id,
-                    BrokerImage { node_id: *node_id, host: host.clone(), port: *port, rack: rack.clone() },
+                    BrokerImage {
+                        node_id: *node_id,
+                        host: host.clone(),
+                        port: *port,
+                        rack: rack.clone(),
+                    },
                 );
             }
-            MetadataRecord::CreateTopic { name, topic_id, partitions, configs } => {
+            MetadataRecord::CreateTopic {
+                name,
+                topic_id,
+                partitions,
+                configs,
+            } => {
                 next.topic_names.insert(*topic_id, name.clone());
                 next.topics.insert(
                     name.clone(),
@@ -81,7 +99,10 @@ impl MetadataImage {
                     }),
                 );
             }
-            MetadataRecord::AddPartitions { topic_id, partitions } => {
+            MetadataRecord::AddPartitions {
+                topic_id,
+                partitions,
+            } => {
                 if let Some(t) = self.topic_by_id(topic_id) {
                     let mut t = TopicImage::clone(t);
                     t.partitions.extend(partitions.iter().cloned());
@@ -94,7 +115,11 @@ impl MetadataImage {
                     next.topics.remove(&name);
                 }
             }
-            MetadataRecord::SetConfig { resource, key, value } => match resource {
+            MetadataRecord::SetConfig {
+                resource,
+                key,
+                value,
+            } => match resource {
                 ConfigResource::Topic(name) => {
                     if let Some(t) = self.topics.get(name) {
                         let mut t = TopicImage::clone(t);
@@ -125,12 +150,35 @@ mod tests {
     #[test]
     fn replay_builds_the_image() {
         let id = Uuid::from_u128(1);
-        let p = |i| PartitionRecord { partition: i, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0 };
+        let p = |i| PartitionRecord {
+            partition: i,
+            replicas: vec![1],
+            isr: vec![1],
+            leader: 1,
+            leader_epoch: 0,
+        };
         let records = [
-            MetadataRecord::CreateTopic { name: "a".into(), topic_id: id, partitions: vec![p(0)], configs: Default::default() },
-            MetadataRecord::AddPartitions { topic_id: id, partitions: vec![p(1), p(2)] },
-            MetadataRecord::SetConfig { resource: ConfigResource::Topic("a".into()), key: "retention.ms".into(), value: Some("5".into()) },
-            MetadataRecord::CreateTopic { name: "b".into(), topic_id: Uuid::from_u128(2), partitions: vec![p(0)], configs: Default::default() },
+            MetadataRecord::CreateTopic {
+                name: "a".into(),
+                topic_id: id,
+                partitions: vec![p(0)],
+                configs: Default::default(),
+            },
+            MetadataRecord::AddPartitions {
+                topic_id: id,
+                partitions: vec![p(1), p(2)],
+            },
+            MetadataRecord::SetConfig {
+                resource: ConfigResource::Topic("a".into()),
+                key: "retention.ms".into(),
+                value: Some("5".into()),
+            },
+            MetadataRecord::CreateTopic {
+                name: "b".into(),
+                topic_id: Uuid::from_u128(2),
+                partitions: vec![p(0)],
+                configs: Default::default(),
+            },
         ];
         let mut image = MetadataImage::empty();
         for (i, r) in records.iter().enumerate() {
@@ -144,6 +192,9 @@ mod tests {
         assert!(image.topic("a").is_none() && image.topic("b").is_some());
         // The old image is untouched, and unchanged topics are shared.
         assert!(before.topic("a").is_some());
-        assert!(Arc::ptr_eq(before.topic("b").unwrap(), image.topic("b").unwrap()));
+        assert!(Arc::ptr_eq(
+            before.topic("b").unwrap(),
+            image.topic("b").unwrap()
+        ));
     }
 }

@@ -26,7 +26,10 @@ const RECORD_BYTES_MAX: usize = 64 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataLogError {
     #[error("I/O error on {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("corrupt metadata snapshot {path}: {reason}")]
     CorruptSnapshot { path: PathBuf, reason: String },
     #[error("cannot encode metadata record: {0}")]
@@ -34,7 +37,10 @@ pub enum MetadataLogError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MetadataLogError + '_ {
-    move |source| MetadataLogError::Io { path: path.to_owned(), source }
+    move |source| MetadataLogError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -63,15 +69,22 @@ pub struct MetadataLog {
 
 impl MetadataLog {
     /// Opens the log in `dir`, returning it with the image it holds.
-    pub fn open(dir: &Path, snapshot_after_records: usize) -> Result<(Self, MetadataImage, ReplayReport), MetadataLogError> {
+    pub fn open(
+        dir: &Path,
+        snapshot_after_records: usize,
+    ) -> Result<(Self, MetadataImage, ReplayReport), MetadataLogError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let mut report = ReplayReport::default();
         let mut image = MetadataImage::empty();
         let snap_path = dir.join(SNAPSHOT_FILE);
         match std::fs::read(&snap_path) {
             Ok(bytes) => {
-                let snap: Snapshot = serde_json::from_slice(&bytes)
-                    .map_err(|e| MetadataLogError::CorruptSnapshot { path: snap_path.clone(), reason: e.to_string() })?;
+                let snap: Snapshot = serde_json::from_slice(&bytes).map_err(|e| {
+                    MetadataLogError::CorruptSnapshot {
+                        path: snap_path.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
                 for r in &snap.records {
                     image = image.apply(snap.offset, r);
                 }
@@ -82,7 +95,12 @@ impl MetadataLog {
             Err(e) => return Err(io(&snap_path)(e)),
         }
         let log_path = dir.join(LOG_FILE);
-        let mut file = OpenOptions::new().read(true).append(true).create(true).open(&log_path).map_err(io(&log_path))?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&log_path)
+            .map_err(io(&log_path))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io(&log_path))?;
         let mut pos = 0usize;
@@ -109,17 +127,28 @@ impl MetadataLog {
             file.set_len(pos as u64).map_err(io(&log_path))?;
             file.sync_all().map_err(io(&log_path))?;
         }
-        let log = Self { dir: dir.to_owned(), file, next_offset: image.offset + 1, records_in_log, snapshot_after_records };
+        let log = Self {
+            dir: dir.to_owned(),
+            file,
+            next_offset: image.offset + 1,
+            records_in_log,
+            snapshot_after_records,
+        };
         Ok((log, image, report))
     }
 
     /// Appends `records` durably and returns the image after them.
-    pub fn append(&mut self, image: &MetadataImage, records: &[MetadataRecord]) -> Result<MetadataImage, MetadataLogError> {
+    pub fn append(
+        &mut self,
+        image: &MetadataImage,
+        records: &[MetadataRecord],
+    ) -> Result<MetadataImage, MetadataLogError> {
         let mut buf = Vec::new();
         let mut next = image.clone();
         for r in records {
             let offset = self.next_offset;
-            let json = serde_json::to_vec(r).map_err(|e| MetadataLogError::Encode(e.to_string()))?;
+            let json =
+                serde_json::to_vec(r).map_err(|e| MetadataLogError::Encode(e.to_string()))?;
             let mut body = Vec::with_capacity(8 + json.len());
             body.extend_from_slice(&offset.to_be_bytes());
             body.extend_from_slice(&json);
@@ -141,8 +170,12 @@ impl MetadataLog {
 
     /// Writes `image` as a snapshot and empties the log.
     pub fn snapshot(&mut self, image: &MetadataImage) -> Result<(), MetadataLogError> {
-        let snap = Snapshot { offset: image.offset, records: image_records(image) };
-        let bytes = serde_json::to_vec(&snap).map_err(|e| MetadataLogError::Encode(e.to_string()))?;
+        let snap = Snapshot {
+            offset: image.offset,
+            records: image_records(image),
+        };
+        let bytes =
+            serde_json::to_vec(&snap).map_err(|e| MetadataLogError::Encode(e.to_string()))?;
         let path = self.dir.join(SNAPSHOT_FILE);
         let tmp = self.dir.join(format!("{SNAPSHOT_FILE}.tmp"));
         let mut f = File::create(&tmp).map_err(io(&tmp))?;
@@ -167,7 +200,10 @@ fn parse_frame(b: &[u8]) -> Result<(i64, MetadataRecord, usize), String> {
         return Err(format!("frame length {len}"));
     }
     if b.len() < 8 + len {
-        return Err(format!("torn frame: {len} bytes declared, {} left", b.len() - 8));
+        return Err(format!(
+            "torn frame: {len} bytes declared, {} left",
+            b.len() - 8
+        ));
     }
     let body = &b[8..8 + len];
     if crc32c::crc32c(body) != crc {
@@ -175,7 +211,8 @@ fn parse_frame(b: &[u8]) -> Result<(i64, MetadataRecord, usize), String> {
     }
     let mut off = [0u8; 8];
     off.copy_from_slice(&body[..8]);
-    let record = serde_json::from_slice(&body[8..]).map_err(|e| format!("undecodable record: {e}"))?;
+    let record =
+        serde_json::from_slice(&body[8..]).map_err(|e| format!("undecodable record: {e}"))?;
     Ok((i64::from_be_bytes(off), record, 8 + len))
 }
 
@@ -183,7 +220,12 @@ fn parse_frame(b: &[u8]) -> Result<(i64, MetadataRecord, usize), String> {
 pub fn image_records(image: &MetadataImage) -> Vec<MetadataRecord> {
     let mut out = Vec::new();
     for b in image.brokers.values() {
-        out.push(MetadataRecord::RegisterBroker { node_id: b.node_id, host: b.host.clone(), port: b.port, rack: b.rack.clone() });
+        out.push(MetadataRecord::RegisterBroker {
+            node_id: b.node_id,
+            host: b.host.clone(),
+            port: b.port,
+            rack: b.rack.clone(),
+        });
     }
     for t in image.topics.values() {
         out.push(MetadataRecord::CreateTopic {
@@ -195,7 +237,11 @@ pub fn image_records(image: &MetadataImage) -> Vec<MetadataRecord> {
     }
     for (node, configs) in &image.broker_configs {
         for (k, v) in configs {
-            out.push(MetadataRecord::SetConfig { resource: ConfigResource::Broker(*node), key: k.clone(), value: Some(v.clone()) });
+            out.push(MetadataRecord::SetConfig {
+                resource: ConfigResource::Broker(*node),
+                key: k.clone(),
+                value: Some(v.clone()),
+            });
         }
     }
     out
@@ -211,7 +257,13 @@ mod tests {
         MetadataRecord::CreateTopic {
             name: name.into(),
             topic_id: Uuid::from_u128(n),
-            partitions: vec![PartitionRecord { partition: 0, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0 }],
+            partitions: vec![PartitionRecord {
+                partition: 0,
+                replicas: vec![1],
+                isr: vec![1],
+                leader: 1,
+                leader_epoch: 0,
+            }],
             configs: Default::default(),
         }
     }
@@ -221,13 +273,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut log, mut image, _) = MetadataLog::open(dir.path(), 3).unwrap();
         for i in 0..5u128 {
-            image = log.append(&image, &[create(&format!("t{i}"), i + 1)]).unwrap();
+            image = log
+                .append(&image, &[create(&format!("t{i}"), i + 1)])
+                .unwrap();
         }
-        image = log.append(&image, &[MetadataRecord::DeleteTopic { topic_id: Uuid::from_u128(2) }]).unwrap();
+        image = log
+            .append(
+                &image,
+                &[MetadataRecord::DeleteTopic {
+                    topic_id: Uuid::from_u128(2),
+                }],
+            )
+            .unwrap();
         drop(log);
         let (_, replayed, report) = MetadataLog::open(dir.path(), 3).unwrap();
         assert_eq!(report.snapshot_offset, Some(5)); // snapshots after offsets 2 and 5
-        assert_eq!(replayed.topics.keys().collect::<Vec<_>>(), vec!["t0", "t2", "t3", "t4"]);
+        assert_eq!(
+            replayed.topics.keys().collect::<Vec<_>>(),
+            vec!["t0", "t2", "t3", "t4"]
+        );
         assert_eq!(replayed.offset, image.offset);
         assert_eq!(replayed, image);
     }
@@ -236,11 +300,18 @@ mod tests {
     fn torn_tail_is_cut() {
         let dir = tempfile::tempdir().unwrap();
         let (mut log, mut image, _) = MetadataLog::open(dir.path(), 1000).unwrap();
-        image = log.append(&image, &[create("a", 1), create("b", 2)]).unwrap();
+        image = log
+            .append(&image, &[create("a", 1), create("b", 2)])
+            .unwrap();
         drop(log);
         let path = dir.path().join(LOG_FILE);
         let len = std::fs::metadata(&path).unwrap().len();
-        OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 3).unwrap();
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 3)
+            .unwrap();
         let (mut log, replayed, report) = MetadataLog::open(dir.path(), 1000).unwrap();
         assert!(report.truncated_bytes > 0);
         assert!(replayed.topic("a").is_some() && replayed.topic("b").is_none());

@@ -25,10 +25,29 @@ pub enum ConfigResource {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MetadataRecord {
-    RegisterBroker { node_id: i32, host: String, port: i32, rack: Option<String> },
-    CreateTopic { name: String, topic_id: Uuid, partitions: Vec<PartitionRecord>, configs: BTreeMap<String, String> },
-    AddPartitions { topic_id: Uuid, partitions: Vec<PartitionRecord> },
-    DeleteTopic { topic_id: Uuid },
+    RegisterBroker {
+        node_id: i32,
+        host: String,
+        port: i32,
+        rack: Option<String>,
+    },
+    CreateTopic {
+        name: String,
+        topic_id: Uuid,
+        partitions: Vec<PartitionRecord>,
+        configs: BTreeMap<String, String>,
+    },
+    AddPartitions {
+        topic_id: Uuid,
+        partitions: Vec<PartitionRecord>,
+    },
+    DeleteTopic {
+        topic_id: Uuid,
+    },
     /// `value: None` removes the setting.
-    SetConfig { resource: ConfigResource, key: String, value: Option<String> },
+    SetConfig {
+        resource: ConfigResource,
+        key: String,
+        value: Option<String>,
+    },
 }

@@ -26,7 +26,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
 
 /// The version range served for `key`, if the API is implemented.
 pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
-    SUPPORTED.iter().find(|(k, _, _)| *k == key).map(|&(_, min, max)| (min, max))
+    SUPPORTED
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|&(_, min, max)| (min, max))
 }
 
 /// Whether `version` of `key` is served.
@@ -42,10 +45,15 @@ pub fn api_versions_response(error_code: i16) -> ApiVersionsResponse {
     let api_keys = SUPPORTED
         .iter()
         .map(|&(key, min, max)| {
-            ApiVersion::default().with_api_key(key as i16).with_min_version(min).with_max_version(max)
+            ApiVersion::default()
+                .with_api_key(key as i16)
+                .with_min_version(min)
+                .with_max_version(max)
         })
         .collect();
-    ApiVersionsResponse::default().with_error_code(error_code).with_api_keys(api_keys)
+    ApiVersionsResponse::default()
+        .with_error_code(error_code)
+        .with_api_keys(api_keys)
 }
 
 #[cfg(test)]
@@ -56,7 +64,10 @@ mod tests {
     fn table_is_within_what_the_codecs_know() {
         for &(key, min, max) in SUPPORTED {
             let known = key.valid_versions();
-            assert!(min >= known.min && max <= known.max && min <= max, "{key:?}");
+            assert!(
+                min >= known.min && max <= known.max && min <= max,
+                "{key:?}"
+            );
         }
     }
 

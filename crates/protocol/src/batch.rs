@@ -45,15 +45,27 @@ const CONTROL_BIT: i16 = 0x20;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BatchError {
     #[error("record set truncated at byte {position}: {needed} bytes needed, {available} left")]
-    Truncated { position: usize, needed: usize, available: usize },
+    Truncated {
+        position: usize,
+        needed: usize,
+        available: usize,
+    },
     #[error("batch at byte {position} has length {length}, below the minimum")]
     LengthTooSmall { position: usize, length: i32 },
     #[error("batch at byte {position} has magic {magic}; only magic 2 is accepted")]
     UnsupportedMagic { position: usize, magic: i8 },
     #[error("batch at byte {position} has CRC {stored:#010x}, computed {computed:#010x}")]
-    CrcMismatch { position: usize, stored: u32, computed: u32 },
+    CrcMismatch {
+        position: usize,
+        stored: u32,
+        computed: u32,
+    },
     #[error("batch at byte {position} is {size} bytes, over the {max} byte limit")]
-    TooLarge { position: usize, size: usize, max: usize },
+    TooLarge {
+        position: usize,
+        size: usize,
+        max: usize,
+    },
     #[error("batch at byte {position}: {reason}")]
     InvalidRecord { position: usize, reason: String },
     #[error("empty record set")]
@@ -226,7 +238,10 @@ pub struct BatchInfo {
 /// when uncompressed, records whose framing and offset deltas are exactly right.
 ///
 /// Compressed batches are not inflated: the CRC covers their payload, and consumers check it again.
-pub fn validate_record_set(set: &[u8], batch_bytes_max: usize) -> Result<Vec<BatchInfo>, BatchError> {
+pub fn validate_record_set(
+    set: &[u8],
+    batch_bytes_max: usize,
+) -> Result<Vec<BatchInfo>, BatchError> {
     if set.is_empty() {
         return Err(BatchError::Empty);
     }
@@ -240,21 +255,37 @@ pub fn validate_record_set(set: &[u8], batch_bytes_max: usize) -> Result<Vec<Bat
             available: rest.len(),
         })?;
         if header.magic() != MAGIC_V2 {
-            return Err(BatchError::UnsupportedMagic { position, magic: header.magic() });
+            return Err(BatchError::UnsupportedMagic {
+                position,
+                magic: header.magic(),
+            });
         }
-        let size = header
-            .total_size()
-            .ok_or(BatchError::LengthTooSmall { position, length: header.batch_length() })?;
+        let size = header.total_size().ok_or(BatchError::LengthTooSmall {
+            position,
+            length: header.batch_length(),
+        })?;
         if size > rest.len() {
-            return Err(BatchError::Truncated { position, needed: size, available: rest.len() });
+            return Err(BatchError::Truncated {
+                position,
+                needed: size,
+                available: rest.len(),
+            });
         }
         let batch = &rest[..size];
         let computed = compute_crc(batch);
         if computed != header.crc() {
-            return Err(BatchError::CrcMismatch { position, stored: header.crc(), computed });
+            return Err(BatchError::CrcMismatch {
+                position,
+                stored: header.crc(),
+                computed,
+            });
         }
         if size > batch_bytes_max {
-            return Err(BatchError::TooLarge { position, size, max: batch_bytes_max });
+            return Err(BatchError::TooLarge {
+                position,
+                size,
+                max: batch_bytes_max,
+            });
         }
         let invalid = |reason: String| BatchError::InvalidRecord { position, reason };
         let count = header.record_count();
@@ -270,9 +301,12 @@ pub fn validate_record_set(set: &[u8], batch_bytes_max: usize) -> Result<Vec<Bat
         if header.is_control() {
             return Err(invalid("control batches cannot be produced".into()));
         }
-        let codec = header
-            .codec()
-            .ok_or_else(|| invalid(format!("unknown compression codec {}", header.attributes() & 7)))?;
+        let codec = header.codec().ok_or_else(|| {
+            invalid(format!(
+                "unknown compression codec {}",
+                header.attributes() & 7
+            ))
+        })?;
         if codec == Codec::None {
             check_records(&batch[BATCH_HEADER_BYTES..], count).map_err(invalid)?;
         }
@@ -428,7 +462,10 @@ mod tests {
             })
             .collect();
         let mut buf = BytesMut::new();
-        let opts = RecordEncodeOptions { version: 2, compression };
+        let opts = RecordEncodeOptions {
+            version: 2,
+            compression,
+        };
         RecordBatchEncoder::encode(&mut buf, &records, &opts).unwrap();
         buf
     }
@@ -470,7 +507,12 @@ mod tests {
         b[RECORD_COUNT_AT..RECORD_COUNT_AT + 4].copy_from_slice(&2i32.to_be_bytes());
         let crc = compute_crc(&b);
         b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
-        assert_eq!(validate_record_set(&b, 1 << 20).unwrap_err().kafka_error_code(), 87);
+        assert_eq!(
+            validate_record_set(&b, 1 << 20)
+                .unwrap_err()
+                .kafka_error_code(),
+            87
+        );
     }
 
     #[test]
@@ -482,17 +524,28 @@ mod tests {
         m.set_log_append_time(99_999);
         assert!(validate_record_set(&b, 1 << 20).is_ok());
         let h = BatchHeader::new(&b).unwrap();
-        assert_eq!((h.base_offset(), h.last_offset(), h.partition_leader_epoch()), (1234, 1237, 7));
+        assert_eq!(
+            (h.base_offset(), h.last_offset(), h.partition_leader_epoch()),
+            (1234, 1237, 7)
+        );
         assert!(h.is_log_append_time());
         assert_eq!(h.max_timestamp(), 99_999);
         let set = RecordBatchDecoder::decode(&mut b.freeze()).unwrap();
-        assert!(set.records.iter().all(|r| r.timestamp_type == TimestampType::LogAppend));
+        assert!(set
+            .records
+            .iter()
+            .all(|r| r.timestamp_type == TimestampType::LogAppend));
         assert_eq!(set.records[3].offset, 1237);
     }
 
     #[test]
     fn compressed_batches_pass_through() {
-        for c in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+        for c in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
             let b = batch(50, c);
             let infos = validate_record_set(&b, 1 << 20).unwrap();
             assert_eq!(infos[0].record_count, 50);

@@ -92,7 +92,9 @@ pub fn write_fetch_response<R: RecordData>(
     topics: Vec<FetchTopic<R>>,
 ) -> Result<Vec<Piece<R>>, EncodeError> {
     if !(4..=18).contains(&version) {
-        return Err(EncodeError::new(format!("fetch version {version} is not supported")));
+        return Err(EncodeError::new(format!(
+            "fetch version {version} is not supported"
+        )));
     }
     let flexible = version >= FIRST_FLEXIBLE;
     let mut pieces = Vec::new();
@@ -102,7 +104,9 @@ pub fn write_fetch_response<R: RecordData>(
     buf.put_i32(0);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     let header_version = kafka_protocol::messages::FetchResponse::header_version(version);
-    header.encode(&mut buf, header_version).map_err(EncodeError::new)?;
+    header
+        .encode(&mut buf, header_version)
+        .map_err(EncodeError::new)?;
     buf.put_i32(head.throttle_time_ms);
     if version >= 7 {
         buf.put_i16(head.error_code);
@@ -174,12 +178,18 @@ fn split_partition(data: &PartitionData, version: i16) -> Result<(Bytes, Bytes),
         untagged.current_leader = Default::default();
         untagged.snapshot_id = Default::default();
         untagged.unknown_tagged_fields = Default::default();
-        (untagged.compute_size(version).map_err(EncodeError::new)? - 1, 1)
+        (
+            untagged.compute_size(version).map_err(EncodeError::new)? - 1,
+            1,
+        )
     } else {
         (full.len(), 4)
     };
     let full = full.freeze();
-    Ok((full.slice(..records_end - records_field), full.slice(records_end..)))
+    Ok((
+        full.slice(..records_end - records_field),
+        full.slice(records_end..),
+    ))
 }
 
 #[cfg(test)]
@@ -205,14 +215,20 @@ mod tests {
             p.preferred_read_replica = (-1).into();
         }
         if version >= 12 && i == 1 {
-            p.current_leader = LeaderIdAndEpoch::default().with_leader_id(2.into()).with_leader_epoch(4);
+            p.current_leader = LeaderIdAndEpoch::default()
+                .with_leader_id(2.into())
+                .with_leader_epoch(4);
         }
         p
     }
 
     #[test]
     fn matches_the_generated_encoder_for_every_version() {
-        let sets = [Bytes::from_static(b"0123456789abcdef"), Bytes::new(), Bytes::from(vec![9u8; 300])];
+        let sets = [
+            Bytes::from_static(b"0123456789abcdef"),
+            Bytes::new(),
+            Bytes::from(vec![9u8; 300]),
+        ];
         for version in 4..=18i16 {
             let topic_id = uuid::Uuid::from_u128(0x1234_5678_9abc_def0_1122_3344_5566_7788);
             let name = TopicName(StrBytes::from_static_str("orders"));
@@ -221,24 +237,46 @@ mod tests {
                 .with_error_code(0)
                 .with_session_id(0)
                 .with_responses(vec![FetchableTopicResponse::default()
-                    .with_topic(if version < 13 { name.clone() } else { Default::default() })
-                    .with_topic_id(if version >= 13 { topic_id } else { Default::default() })
+                    .with_topic(if version < 13 {
+                        name.clone()
+                    } else {
+                        Default::default()
+                    })
+                    .with_topic_id(if version >= 13 {
+                        topic_id
+                    } else {
+                        Default::default()
+                    })
                     .with_partitions(
-                        sets.iter().enumerate().map(|(i, r)| partition(i as i32, r, version)).collect(),
+                        sets.iter()
+                            .enumerate()
+                            .map(|(i, r)| partition(i as i32, r, version))
+                            .collect(),
                     )]);
-            let framed =
-                crate::frame::encode_response(kafka_protocol::messages::ApiKey::Fetch, version, 77, &expected)
-                    .unwrap();
+            let framed = crate::frame::encode_response(
+                kafka_protocol::messages::ApiKey::Fetch,
+                version,
+                77,
+                &expected,
+            )
+            .unwrap();
             let topics = vec![FetchTopic {
                 name,
                 topic_id,
                 partitions: sets
                     .iter()
                     .enumerate()
-                    .map(|(i, r)| FetchPartition { data: partition(i as i32, r, version), records: r.clone() })
+                    .map(|(i, r)| FetchPartition {
+                        data: partition(i as i32, r, version),
+                        records: r.clone(),
+                    })
                     .collect(),
             }];
-            let head = FetchHead { throttle_time_ms: 3, error_code: 0, session_id: 0 };
+            let head = FetchHead {
+                throttle_time_ms: 3,
+                error_code: 0,
+                session_id: 0,
+            };
             let pieces = write_fetch_response(version, 77, head, topics).unwrap();
             let mut got = BytesMut::new();
             for p in pieces {

@@ -23,7 +23,11 @@ pub enum FrameError {
     #[error("unknown API key {api_key} (correlation id {correlation_id})")]
     UnknownApiKey { api_key: i16, correlation_id: i32 },
     #[error("malformed {api_key:?} v{version} request header: {reason}")]
-    MalformedHeader { api_key: ApiKey, version: i16, reason: String },
+    MalformedHeader {
+        api_key: ApiKey,
+        version: i16,
+        reason: String,
+    },
 }
 
 /// Reads the size prefix and checks it against `frame_bytes_max`.
@@ -34,7 +38,10 @@ pub fn frame_len(prefix: [u8; 4], frame_bytes_max: usize) -> Result<usize, Frame
     }
     let size = size as usize;
     if size > frame_bytes_max {
-        return Err(FrameError::TooLarge { size, max: frame_bytes_max });
+        return Err(FrameError::TooLarge {
+            size,
+            max: frame_bytes_max,
+        });
     }
     Ok(size)
 }
@@ -68,17 +75,27 @@ impl RequestFrame {
         let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
         let version = i16::from_be_bytes([frame[2], frame[3]]);
         let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-        let api_key = ApiKey::try_from(raw_key)
-            .map_err(|()| FrameError::UnknownApiKey { api_key: raw_key, correlation_id })?;
+        let api_key = ApiKey::try_from(raw_key).map_err(|()| FrameError::UnknownApiKey {
+            api_key: raw_key,
+            correlation_id,
+        })?;
         // Versions beyond what the crate knows still have a header version by the rules of
         // their API (flexible once flexible); clamp so that the header parses and the caller can
         // answer UNSUPPORTED_VERSION with the right correlation id.
         let known = api_key.valid_versions();
         let header_version = api_key.request_header_version(version.clamp(known.min, known.max));
         let header = RequestHeader::decode(&mut frame, header_version).map_err(|e| {
-            FrameError::MalformedHeader { api_key, version, reason: e.to_string() }
+            FrameError::MalformedHeader {
+                api_key,
+                version,
+                reason: e.to_string(),
+            }
         })?;
-        Ok(Self { api_key, header, body: frame })
+        Ok(Self {
+            api_key,
+            header,
+            body: frame,
+        })
     }
 }
 
@@ -97,11 +114,15 @@ pub fn encode_response<R: Encodable + HeaderVersion>(
         _ => R::header_version(version),
     };
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let size = header.compute_size(header_version).map_err(EncodeError::new)?
+    let size = header
+        .compute_size(header_version)
+        .map_err(EncodeError::new)?
         + body.compute_size(version).map_err(EncodeError::new)?;
     let mut buf = BytesMut::with_capacity(FRAME_PREFIX_BYTES + size);
     buf.put_i32(size as i32);
-    header.encode(&mut buf, header_version).map_err(EncodeError::new)?;
+    header
+        .encode(&mut buf, header_version)
+        .map_err(EncodeError::new)?;
     body.encode(&mut buf, version).map_err(EncodeError::new)?;
     debug_assert_eq!(buf.len(), FRAME_PREFIX_BYTES + size);
     Ok(buf)
@@ -137,7 +158,9 @@ mod tests {
             .with_correlation_id(42)
             .with_client_id(Some(StrBytes::from_static_str("t")));
         let mut buf = BytesMut::new();
-        header.encode(&mut buf, key.request_header_version(version)).unwrap();
+        header
+            .encode(&mut buf, key.request_header_version(version))
+            .unwrap();
         body.encode(&mut buf, version).unwrap();
         buf.freeze()
     }
@@ -161,15 +184,27 @@ mod tests {
         let bytes = Bytes::from_static(&[0x7f, 0x00, 0, 1, 0, 0, 0, 9, 0xff, 0xff]);
         assert_eq!(
             RequestFrame::parse(bytes).unwrap_err(),
-            FrameError::UnknownApiKey { api_key: 0x7f00, correlation_id: 9 }
+            FrameError::UnknownApiKey {
+                api_key: 0x7f00,
+                correlation_id: 9
+            }
         );
     }
 
     #[test]
     fn frame_len_limits() {
-        assert_eq!(frame_len([0, 0, 0, 0], 10), Err(FrameError::InvalidSize { size: 0 }));
-        assert_eq!(frame_len([0xff, 0xff, 0xff, 0xff], 10), Err(FrameError::InvalidSize { size: -1 }));
-        assert_eq!(frame_len([0, 0, 0, 11], 10), Err(FrameError::TooLarge { size: 11, max: 10 }));
+        assert_eq!(
+            frame_len([0, 0, 0, 0], 10),
+            Err(FrameError::InvalidSize { size: 0 })
+        );
+        assert_eq!(
+            frame_len([0xff, 0xff, 0xff, 0xff], 10),
+            Err(FrameError::InvalidSize { size: -1 })
+        );
+        assert_eq!(
+            frame_len([0, 0, 0, 11], 10),
+            Err(FrameError::TooLarge { size: 11, max: 10 })
+        );
     }
 
     #[test]

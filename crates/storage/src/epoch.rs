@@ -33,9 +33,17 @@ impl LeaderEpochCache {
             Err(e) => return Err(LogError::io(&path)(e)),
         };
         let entries = parse_checkpoint(&text, 2)
-            .map_err(|reason| LogError::Corrupt { what: "leader-epoch checkpoint", path: path.clone(), position: 0, reason })?
+            .map_err(|reason| LogError::Corrupt {
+                what: "leader-epoch checkpoint",
+                path: path.clone(),
+                position: 0,
+                reason,
+            })?
             .into_iter()
-            .map(|f| EpochEntry { epoch: f[0] as i32, start_offset: f[1] })
+            .map(|f| EpochEntry {
+                epoch: f[0] as i32,
+                start_offset: f[1],
+            })
             .collect();
         Ok(Self { path, entries })
     }
@@ -54,7 +62,10 @@ impl LeaderEpochCache {
         if epoch < 0 || self.latest_epoch().is_some_and(|e| e >= epoch) {
             return Ok(());
         }
-        self.entries.push(EpochEntry { epoch, start_offset: offset });
+        self.entries.push(EpochEntry {
+            epoch,
+            start_offset: offset,
+        });
         self.write()
     }
 
@@ -69,7 +80,11 @@ impl LeaderEpochCache {
     }
 
     fn write(&self) -> Result<()> {
-        let lines: Vec<String> = self.entries.iter().map(|e| format!("{} {}", e.epoch, e.start_offset)).collect();
+        let lines: Vec<String> = self
+            .entries
+            .iter()
+            .map(|e| format!("{} {}", e.epoch, e.start_offset))
+            .collect();
         write_checkpoint(&self.path, &lines)
     }
 }
@@ -82,7 +97,10 @@ pub fn parse_checkpoint(text: &str, fields: usize) -> std::result::Result<Vec<Ve
 }
 
 /// Like [`parse_checkpoint`], keeping the leading word of each line (a topic name) if there is one.
-pub fn parse_named_checkpoint(text: &str, fields: usize) -> std::result::Result<Vec<(String, Vec<i64>)>, String> {
+pub fn parse_named_checkpoint(
+    text: &str,
+    fields: usize,
+) -> std::result::Result<Vec<(String, Vec<i64>)>, String> {
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
@@ -91,7 +109,12 @@ pub fn parse_named_checkpoint(text: &str, fields: usize) -> std::result::Result<
     if version != "0" {
         return Err(format!("unknown checkpoint version {version:?}"));
     }
-    let count: usize = lines.next().unwrap_or("").trim().parse().map_err(|_| "bad entry count".to_string())?;
+    let count: usize = lines
+        .next()
+        .unwrap_or("")
+        .trim()
+        .parse()
+        .map_err(|_| "bad entry count".to_string())?;
     let mut out = Vec::with_capacity(count.min(1 << 16));
     for (i, line) in lines.enumerate().take(count) {
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -101,7 +124,10 @@ pub fn parse_named_checkpoint(text: &str, fields: usize) -> std::result::Result<
         let (name, nums) = words.split_at(words.len() - fields);
         let nums = nums
             .iter()
-            .map(|w| w.parse::<i64>().map_err(|_| format!("line {}: {w:?} is not a number", i + 3)))
+            .map(|w| {
+                w.parse::<i64>()
+                    .map_err(|_| format!("line {}: {w:?} is not a number", i + 3))
+            })
             .collect::<std::result::Result<Vec<_>, _>>()?;
         out.push((name.join(" "), nums));
     }
@@ -137,10 +163,19 @@ mod tests {
         c.assign(0, 0).unwrap();
         c.assign(0, 10).unwrap();
         c.assign(3, 50).unwrap();
-        assert_eq!(std::fs::read_to_string(dir.path().join(CHECKPOINT_FILE)).unwrap(), "0\n2\n0 0\n3 50\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(CHECKPOINT_FILE)).unwrap(),
+            "0\n2\n0 0\n3 50\n"
+        );
         c.truncate_from_end(50).unwrap();
         let c = LeaderEpochCache::load(dir.path()).unwrap();
-        assert_eq!(c.entries(), &[EpochEntry { epoch: 0, start_offset: 0 }]);
+        assert_eq!(
+            c.entries(),
+            &[EpochEntry {
+                epoch: 0,
+                start_offset: 0
+            }]
+        );
     }
 
     #[test]
@@ -148,6 +183,9 @@ mod tests {
         assert!(parse_checkpoint("1\n0\n", 2).is_err());
         assert!(parse_checkpoint("0\n2\n1 2\n", 2).is_err());
         assert!(parse_checkpoint("0\n1\n1 x\n", 2).is_err());
-        assert_eq!(parse_named_checkpoint("0\n1\nmy topic 3 7\n", 2).unwrap(), vec![("my topic".into(), vec![3, 7])]);
+        assert_eq!(
+            parse_named_checkpoint("0\n1\nmy topic 3 7\n", 2).unwrap(),
+            vec![("my topic".into(), vec![3, 7])]
+        );
     }
 }

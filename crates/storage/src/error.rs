@@ -6,13 +6,25 @@ use strand_protocol::batch::BatchError;
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     #[error("I/O error on {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid record batch: {0}")]
     InvalidBatch(#[from] BatchError),
     #[error("offset {offset} is out of range [{log_start_offset}, {log_end_offset}]")]
-    OffsetOutOfRange { offset: i64, log_start_offset: i64, log_end_offset: i64 },
+    OffsetOutOfRange {
+        offset: i64,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    },
     #[error("corrupt {what} in {path} at byte {position}: {reason}")]
-    Corrupt { what: &'static str, path: PathBuf, position: u64, reason: String },
+    Corrupt {
+        what: &'static str,
+        path: PathBuf,
+        position: u64,
+        reason: String,
+    },
     #[error("the log for {0} is offline after an earlier I/O error")]
     Offline(String),
 }

@@ -35,7 +35,11 @@ struct IndexFile<E> {
 
 impl<E: Copy> IndexFile<E> {
     fn new(path: PathBuf) -> Self {
-        Self { path, entries: Vec::new(), persisted: 0 }
+        Self {
+            path,
+            entries: Vec::new(),
+            persisted: 0,
+        }
     }
 
     fn persist(&mut self, encode: impl Fn(&E, &mut Vec<u8>)) -> Result<()> {
@@ -84,7 +88,12 @@ fn read_file(path: &Path) -> Result<Option<Vec<u8>>> {
 }
 
 fn corrupt(path: &Path, position: u64, reason: String) -> LogError {
-    LogError::Corrupt { what: "index", path: path.to_owned(), position, reason }
+    LogError::Corrupt {
+        what: "index",
+        path: path.to_owned(),
+        position,
+        reason,
+    }
 }
 
 /// Offset index of one segment.
@@ -96,31 +105,53 @@ pub struct OffsetIndex {
 
 impl OffsetIndex {
     pub fn new(path: PathBuf, base_offset: i64) -> Self {
-        Self { base_offset, file: IndexFile::new(path) }
+        Self {
+            base_offset,
+            file: IndexFile::new(path),
+        }
     }
 
     /// Loads and checks the file: entries strictly increasing in offset and position, every
     /// position inside the segment, every offset below `next_offset`.
-    pub fn load(path: PathBuf, base_offset: i64, segment_bytes: u64, next_offset: i64) -> Result<Self> {
+    pub fn load(
+        path: PathBuf,
+        base_offset: i64,
+        segment_bytes: u64,
+        next_offset: i64,
+    ) -> Result<Self> {
         let mut index = Self::new(path, base_offset);
         let Some(bytes) = read_file(&index.file.path)? else {
             return Err(corrupt(&index.file.path, 0, "missing".into()));
         };
         if bytes.len() % 8 != 0 {
-            return Err(corrupt(&index.file.path, 0, format!("length {} is not a multiple of 8", bytes.len())));
+            return Err(corrupt(
+                &index.file.path,
+                0,
+                format!("length {} is not a multiple of 8", bytes.len()),
+            ));
         }
         let mut last: Option<OffsetEntry> = None;
         for (i, chunk) in bytes.chunks_exact(8).enumerate() {
             let rel = u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
             let pos = u32::from_be_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]);
-            let e = OffsetEntry { offset: base_offset + i64::from(rel), position: u64::from(pos) };
+            let e = OffsetEntry {
+                offset: base_offset + i64::from(rel),
+                position: u64::from(pos),
+            };
             // Kafka pads preallocated index files with zeros: an all-zero entry after the first ends it.
             if i > 0 && rel == 0 && pos == 0 {
                 break;
             }
             let ordered = last.is_none_or(|l| e.offset > l.offset && e.position > l.position);
-            if !ordered || e.position >= segment_bytes.max(1) || e.offset >= next_offset.max(base_offset + 1) {
-                return Err(corrupt(&index.file.path, i as u64 * 8, format!("entry {e:?} out of order or range")));
+            if !ordered
+                || e.position >= segment_bytes.max(1)
+                || e.offset >= next_offset.max(base_offset + 1)
+            {
+                return Err(corrupt(
+                    &index.file.path,
+                    i as u64 * 8,
+                    format!("entry {e:?} out of order or range"),
+                ));
             }
             index.file.entries.push(e);
             last = Some(e);
@@ -130,7 +161,12 @@ impl OffsetIndex {
     }
 
     pub fn append(&mut self, offset: i64, position: u64) {
-        if self.file.entries.last().is_none_or(|l| offset > l.offset && position > l.position) {
+        if self
+            .file
+            .entries
+            .last()
+            .is_none_or(|l| offset > l.offset && position > l.position)
+        {
             self.file.entries.push(OffsetEntry { offset, position });
         }
     }
@@ -178,7 +214,10 @@ pub struct TimeIndex {
 
 impl TimeIndex {
     pub fn new(path: PathBuf, base_offset: i64) -> Self {
-        Self { base_offset, file: IndexFile::new(path) }
+        Self {
+            base_offset,
+            file: IndexFile::new(path),
+        }
     }
 
     /// Loads and checks the file: timestamps non-decreasing, offsets increasing and in range.
@@ -188,7 +227,11 @@ impl TimeIndex {
             return Err(corrupt(&index.file.path, 0, "missing".into()));
         };
         if bytes.len() % 12 != 0 {
-            return Err(corrupt(&index.file.path, 0, format!("length {} is not a multiple of 12", bytes.len())));
+            return Err(corrupt(
+                &index.file.path,
+                0,
+                format!("length {} is not a multiple of 12", bytes.len()),
+            ));
         }
         let mut last: Option<TimeEntry> = None;
         for (i, c) in bytes.chunks_exact(12).enumerate() {
@@ -199,10 +242,17 @@ impl TimeIndex {
             if i > 0 && timestamp == 0 && rel == 0 {
                 break;
             }
-            let e = TimeEntry { timestamp, offset: base_offset + i64::from(rel) };
+            let e = TimeEntry {
+                timestamp,
+                offset: base_offset + i64::from(rel),
+            };
             let ordered = last.is_none_or(|l| e.timestamp > l.timestamp && e.offset > l.offset);
             if !ordered || e.offset >= next_offset.max(base_offset + 1) {
-                return Err(corrupt(&index.file.path, i as u64 * 12, format!("entry {e:?} out of order or range")));
+                return Err(corrupt(
+                    &index.file.path,
+                    i as u64 * 12,
+                    format!("entry {e:?} out of order or range"),
+                ));
             }
             index.file.entries.push(e);
             last = Some(e);
@@ -213,7 +263,12 @@ impl TimeIndex {
 
     /// Records that `offset` holds the largest timestamp seen so far, if it is larger.
     pub fn maybe_append(&mut self, timestamp: i64, offset: i64) {
-        if self.file.entries.last().is_none_or(|l| timestamp > l.timestamp && offset > l.offset) {
+        if self
+            .file
+            .entries
+            .last()
+            .is_none_or(|l| timestamp > l.timestamp && offset > l.offset)
+        {
             self.file.entries.push(TimeEntry { timestamp, offset });
         }
     }
@@ -221,7 +276,10 @@ impl TimeIndex {
     /// The last entry whose timestamp is below `timestamp`: every batch with a timestamp at
     /// or above it starts after that entry's offset.
     pub fn lookup_before(&self, timestamp: i64) -> Option<TimeEntry> {
-        let i = self.file.entries.partition_point(|e| e.timestamp < timestamp);
+        let i = self
+            .file
+            .entries
+            .partition_point(|e| e.timestamp < timestamp);
         i.checked_sub(1).map(|i| self.file.entries[i])
     }
 
@@ -293,7 +351,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("0.index");
         std::fs::write(&path, [1, 2, 3]).unwrap();
-        assert!(matches!(OffsetIndex::load(path.clone(), 0, 100, 100), Err(LogError::Corrupt { .. })));
+        assert!(matches!(
+            OffsetIndex::load(path.clone(), 0, 100, 100),
+            Err(LogError::Corrupt { .. })
+        ));
         std::fs::write(&path, [0, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0, 3, 0, 0, 0, 2]).unwrap();
         assert!(OffsetIndex::load(path, 0, 100, 100).is_err());
     }

@@ -93,7 +93,13 @@ impl PartitionLog {
     /// from the one holding `recovery_point` on is scanned, its CRCs verified, a torn or corrupt
     /// tail cut off, and its indexes rebuilt. Segments after a cut are dropped: the log must stay
     /// contiguous.
-    pub fn open(dir: &Path, config: LogConfig, clean: bool, recovery_point: i64, now_ms: i64) -> Result<(Self, OpenReport)> {
+    pub fn open(
+        dir: &Path,
+        config: LogConfig,
+        clean: bool,
+        recovery_point: i64,
+        now_ms: i64,
+    ) -> Result<(Self, OpenReport)> {
         std::fs::create_dir_all(dir).map_err(LogError::io(dir))?;
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(LogError::io(dir))? {
@@ -111,7 +117,12 @@ impl PartitionLog {
         let mut report = OpenReport::default();
         let mut segments = BTreeMap::new();
         let batch_bytes_max = (config.max_message_bytes as u64).max(config.segment_bytes);
-        let recover_from = bases.iter().rev().find(|&&b| b <= recovery_point).copied().unwrap_or(i64::MIN);
+        let recover_from = bases
+            .iter()
+            .rev()
+            .find(|&&b| b <= recovery_point)
+            .copied()
+            .unwrap_or(i64::MIN);
         let mut cut = false;
         for base in bases {
             let mut seg = Segment::open(dir, base, config.index_interval_bytes, now_ms)?;
@@ -137,7 +148,10 @@ impl PartitionLog {
             segments.insert(base, seg);
         }
         if segments.is_empty() {
-            segments.insert(0, Segment::create(dir, 0, config.index_interval_bytes, now_ms)?);
+            segments.insert(
+                0,
+                Segment::create(dir, 0, config.index_interval_bytes, now_ms)?,
+            );
         }
         let mut log = Self {
             dir: dir.to_owned(),
@@ -194,16 +208,27 @@ impl PartitionLog {
     }
 
     fn active(&self) -> &Segment {
-        self.segments.values().next_back().expect("a log always has an active segment")
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has an active segment")
     }
 
     fn active_mut(&mut self) -> &mut Segment {
-        self.segments.values_mut().next_back().expect("a log always has an active segment")
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has an active segment")
     }
 
     /// Validates `records` (one or more batches as a producer sent them), assigns offsets and
     /// the leader epoch in place, and appends them to the active segment.
-    pub fn append(&mut self, records: &mut [u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo> {
+    pub fn append(
+        &mut self,
+        records: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
         let infos = validate_record_set(records, self.config.max_message_bytes)?;
         let log_append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
         let base_offset = self.log_end_offset();
@@ -211,7 +236,9 @@ impl PartitionLog {
         let mut positions = Vec::with_capacity(infos.len());
         for info in &infos {
             let mut batch = BatchMut::new(&mut records[info.position..info.position + info.size])
-                .ok_or(LogError::InvalidBatch(strand_protocol::batch::BatchError::Empty))?;
+                .ok_or(LogError::InvalidBatch(
+                strand_protocol::batch::BatchError::Empty,
+            ))?;
             batch.set_base_offset(next);
             batch.set_partition_leader_epoch(leader_epoch);
             if log_append_time {
@@ -223,11 +250,20 @@ impl PartitionLog {
                 size: info.size as u64,
                 base_offset: next,
                 last_offset: last,
-                max_timestamp: if log_append_time { now_ms } else { info.max_timestamp },
+                max_timestamp: if log_append_time {
+                    now_ms
+                } else {
+                    info.max_timestamp
+                },
             });
             next = last + 1;
         }
-        self.maybe_roll(records.len() as u64, now_ms)?;
+        let incoming_max_timestamp = positions
+            .iter()
+            .map(|b| b.max_timestamp)
+            .max()
+            .unwrap_or(-1);
+        self.maybe_roll(records.len() as u64, incoming_max_timestamp, now_ms)?;
         self.active_mut().append(records, &positions)?;
         self.epochs.assign(leader_epoch, base_offset)?;
         Ok(AppendInfo {
@@ -239,10 +275,16 @@ impl PartitionLog {
         })
     }
 
-    fn maybe_roll(&mut self, incoming_bytes: u64, now_ms: i64) -> Result<()> {
+    fn maybe_roll(
+        &mut self,
+        incoming_bytes: u64,
+        incoming_max_timestamp: i64,
+        now_ms: i64,
+    ) -> Result<()> {
         let active = self.active();
         let full = active.size() + incoming_bytes > self.config.segment_bytes;
-        let old = now_ms - active.roll_time_base_ms() >= self.config.segment_ms;
+        let old =
+            active.time_waited_for_roll(now_ms, incoming_max_timestamp) > self.config.segment_ms;
         if active.is_empty() || !(full || old) {
             return Ok(());
         }
@@ -261,25 +303,45 @@ impl PartitionLog {
     /// Finds record data from `offset` on: at most `max_bytes` (but at least one whole batch
     /// when `min_one_batch`), and nothing at or beyond `max_offset` (the high watermark for
     /// consumers). `Ok(None)` means no data yet.
-    pub fn read(&self, offset: i64, max_bytes: usize, max_offset: i64, min_one_batch: bool) -> Result<Option<FileSlice>> {
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<Option<FileSlice>> {
         let end = self.log_end_offset();
         if offset < self.log_start_offset || offset > end {
-            return Err(LogError::OffsetOutOfRange { offset, log_start_offset: self.log_start_offset, log_end_offset: end });
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: end,
+            });
         }
         let max_offset = max_offset.min(end);
         if offset >= max_offset {
             return Ok(None);
         }
-        let start_key = self.segments.range(..=offset).next_back().map_or(i64::MIN, |(k, _)| *k);
+        let start_key = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map_or(i64::MIN, |(k, _)| *k);
         for seg in self.segments.range(start_key..).map(|(_, s)| s) {
             if seg.base_offset() >= max_offset {
                 break;
             }
-            let Some(first) = seg.position_of(offset)? else { continue };
+            let Some(first) = seg.position_of(offset)? else {
+                continue;
+            };
             if first.base_offset >= max_offset {
                 return Ok(None);
             }
-            let end_position = if max_offset >= seg.next_offset() { seg.size() } else { seg.end_position_before(max_offset)? };
+            let end_position = if max_offset >= seg.next_offset() {
+                seg.size()
+            } else {
+                seg.end_position_before(max_offset)?
+            };
             let available = end_position.saturating_sub(first.position);
             let mut len = available.min(max_bytes as u64);
             if min_one_batch && len < first.size {
@@ -288,7 +350,11 @@ impl PartitionLog {
             if len == 0 {
                 return Ok(None);
             }
-            return Ok(Some(FileSlice { file: seg.file().clone(), position: first.position, len: len as usize }));
+            return Ok(Some(FileSlice {
+                file: seg.file().clone(),
+                position: first.position,
+                len: len as usize,
+            }));
         }
         Ok(None)
     }
@@ -302,10 +368,15 @@ impl PartitionLog {
         let files = self
             .segments
             .values()
-            .filter(|s| s.next_offset() > self.recovery_point || s.base_offset() >= self.recovery_point)
+            .filter(|s| {
+                s.next_offset() > self.recovery_point || s.base_offset() >= self.recovery_point
+            })
             .map(|s| s.file().clone())
             .collect();
-        Some(SyncTarget { files, end_offset: end })
+        Some(SyncTarget {
+            files,
+            end_offset: end,
+        })
     }
 
     /// Records that everything below `offset` is on stable storage.
@@ -330,7 +401,9 @@ impl PartitionLog {
     /// The first offset whose record timestamp is at least `timestamp`, with that timestamp.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>> {
         for seg in self.segments.values() {
-            let Some(b) = seg.find_by_timestamp(timestamp)? else { continue };
+            let Some(b) = seg.find_by_timestamp(timestamp)? else {
+                continue;
+            };
             if b.last_offset < self.log_start_offset {
                 continue;
             }
@@ -338,20 +411,32 @@ impl PartitionLog {
             let found = self.record_in_batch(&bytes, b, |records| {
                 records.iter().find(|(_, ts)| *ts >= timestamp).copied()
             });
-            return Ok(Some(found.unwrap_or((b.base_offset.max(self.log_start_offset), b.max_timestamp))));
+            return Ok(Some(found.unwrap_or((
+                b.base_offset.max(self.log_start_offset),
+                b.max_timestamp,
+            ))));
         }
         Ok(None)
     }
 
     /// The record with the largest timestamp (the first one, if several share it).
     pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>> {
-        let Some(seg) = self.segments.values().filter(|s| !s.is_empty()).max_by_key(|s| s.max_timestamp()) else {
+        let Some(seg) = self
+            .segments
+            .values()
+            .filter(|s| !s.is_empty())
+            .max_by_key(|s| s.max_timestamp())
+        else {
             return Ok(None);
         };
         let target = seg.max_timestamp();
-        let Some(b) = seg.find_by_timestamp(target)? else { return Ok(None) };
+        let Some(b) = seg.find_by_timestamp(target)? else {
+            return Ok(None);
+        };
         let bytes = seg.read_at(b.position, b.size as usize)?;
-        let found = self.record_in_batch(&bytes, b, |records| records.iter().find(|(_, ts)| *ts == target).copied());
+        let found = self.record_in_batch(&bytes, b, |records| {
+            records.iter().find(|(_, ts)| *ts == target).copied()
+        });
         Ok(Some(found.unwrap_or((b.last_offset, target))))
     }
 
@@ -392,8 +477,14 @@ impl PartitionLog {
     /// Deletes the log: renames its directory out of the way at once (so a new partition of the
     /// same name can be created), then removes it.
     pub fn delete(self) -> Result<()> {
-        let name = self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let doomed = self.dir.with_file_name(format!("{name}.{}-delete", uuid::Uuid::new_v4().simple()));
+        let name = self
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let doomed = self
+            .dir
+            .with_file_name(format!("{name}.{}-delete", uuid::Uuid::new_v4().simple()));
         std::fs::rename(&self.dir, &doomed).map_err(LogError::io(&self.dir))?;
         drop(self);
         std::fs::remove_dir_all(&doomed).map_err(LogError::io(&doomed))

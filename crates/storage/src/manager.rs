@@ -63,7 +63,11 @@ impl LogManager {
                 Err(e) => return Err(LogError::io(&path)(e)),
             }
         }
-        Ok(Self { dirs, clean, recovery_points })
+        Ok(Self {
+            dirs,
+            clean,
+            recovery_points,
+        })
     }
 
     pub fn dirs(&self) -> &[PathBuf] {
@@ -76,7 +80,11 @@ impl LogManager {
         for dir in &self.dirs {
             for entry in std::fs::read_dir(dir).map_err(LogError::io(dir))? {
                 let entry = entry.map_err(LogError::io(dir))?;
-                if !entry.file_type().map_err(LogError::io(entry.path()))?.is_dir() {
+                if !entry
+                    .file_type()
+                    .map_err(LogError::io(entry.path()))?
+                    .is_dir()
+                {
                     continue;
                 }
                 let name = entry.file_name().to_string_lossy().into_owned();
@@ -84,9 +92,17 @@ impl LogManager {
                     let _ = std::fs::remove_dir_all(entry.path());
                     continue;
                 }
-                let Some((topic, partition)) = name.rsplit_once('-') else { continue };
-                let Ok(partition) = partition.parse::<i32>() else { continue };
-                found.push(FoundPartition { topic: topic.to_owned(), partition, dir: entry.path() });
+                let Some((topic, partition)) = name.rsplit_once('-') else {
+                    continue;
+                };
+                let Ok(partition) = partition.parse::<i32>() else {
+                    continue;
+                };
+                found.push(FoundPartition {
+                    topic: topic.to_owned(),
+                    partition,
+                    dir: entry.path(),
+                });
             }
         }
         found.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
@@ -94,15 +110,30 @@ impl LogManager {
     }
 
     /// Opens the log of a partition found on disk (recovering it if the stop was unclean).
-    pub fn open_log(&self, found: &FoundPartition, config: LogConfig, now_ms: i64) -> Result<(PartitionLog, OpenReport)> {
+    pub fn open_log(
+        &self,
+        found: &FoundPartition,
+        config: LogConfig,
+        now_ms: i64,
+    ) -> Result<(PartitionLog, OpenReport)> {
         let parent = found.dir.parent().unwrap_or(Path::new("."));
         let clean = self.clean.get(parent).copied().unwrap_or(false);
-        let recovery_point = self.recovery_points.get(&(found.topic.clone(), found.partition)).copied().unwrap_or(0);
+        let recovery_point = self
+            .recovery_points
+            .get(&(found.topic.clone(), found.partition))
+            .copied()
+            .unwrap_or(0);
         PartitionLog::open(&found.dir, config, clean, recovery_point, now_ms)
     }
 
     /// Creates the log of a new partition in the log dir holding the fewest partitions.
-    pub fn create_log(&self, topic: &str, partition: i32, config: LogConfig, now_ms: i64) -> Result<PartitionLog> {
+    pub fn create_log(
+        &self,
+        topic: &str,
+        partition: i32,
+        config: LogConfig,
+        now_ms: i64,
+    ) -> Result<PartitionLog> {
         let mut best: Option<(usize, &PathBuf)> = None;
         for dir in &self.dirs {
             let n = std::fs::read_dir(dir).map_err(LogError::io(dir))?.count();
@@ -110,11 +141,17 @@ impl LogManager {
                 best = Some((n, dir));
             }
         }
-        let dir = best.map(|(_, d)| d).ok_or_else(|| LogError::Offline("no log.dirs configured".into()))?;
+        let dir = best
+            .map(|(_, d)| d)
+            .ok_or_else(|| LogError::Offline("no log.dirs configured".into()))?;
         let path = dir.join(partition_dir_name(topic, partition));
         if path.exists() {
             // A directory left over from a topic of the same name: its data is not ours.
-            let doomed = path.with_file_name(format!("{}.{}-delete", partition_dir_name(topic, partition), uuid::Uuid::new_v4().simple()));
+            let doomed = path.with_file_name(format!(
+                "{}.{}-delete",
+                partition_dir_name(topic, partition),
+                uuid::Uuid::new_v4().simple()
+            ));
             std::fs::rename(&path, &doomed).map_err(LogError::io(&path))?;
             let _ = std::fs::remove_dir_all(&doomed);
         }
@@ -123,8 +160,15 @@ impl LogManager {
     }
 
     /// Writes the recovery-point checkpoint of every log dir: `(topic, partition, offset)`.
-    pub fn write_recovery_points<'a>(&self, points: impl IntoIterator<Item = (&'a str, i32, i64, &'a Path)>) -> Result<()> {
-        let mut per_dir: HashMap<&Path, Vec<String>> = self.dirs.iter().map(|d| (d.as_path(), Vec::new())).collect();
+    pub fn write_recovery_points<'a>(
+        &self,
+        points: impl IntoIterator<Item = (&'a str, i32, i64, &'a Path)>,
+    ) -> Result<()> {
+        let mut per_dir: HashMap<&Path, Vec<String>> = self
+            .dirs
+            .iter()
+            .map(|d| (d.as_path(), Vec::new()))
+            .collect();
         for (topic, partition, offset, log_dir) in points {
             if let Some(lines) = log_dir.parent().and_then(|p| per_dir.get_mut(p)) {
                 lines.push(format!("{topic} {partition} {offset}"));

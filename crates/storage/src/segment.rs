@@ -49,17 +49,30 @@ pub struct Segment {
     bytes_since_index: u64,
     max_timestamp: i64,
     offset_of_max_timestamp: i64,
-    /// Max timestamp of the first batch, or the creation time: what `segment.ms` counts from.
-    roll_time_base_ms: i64,
+    /// When the segment was created or opened (wall clock).
+    created_ms: i64,
+    /// Max timestamp of the first batch, if it has one.
+    first_batch_timestamp: Option<i64>,
 }
 
 impl Segment {
     fn paths(dir: &Path, base_offset: i64) -> (PathBuf, PathBuf, PathBuf) {
         let stem = file_stem(base_offset);
-        (dir.join(format!("{stem}.log")), dir.join(format!("{stem}.index")), dir.join(format!("{stem}.timeindex")))
+        (
+            dir.join(format!("{stem}.log")),
+            dir.join(format!("{stem}.index")),
+            dir.join(format!("{stem}.timeindex")),
+        )
     }
 
-    fn with_file(dir: &Path, base_offset: i64, file: File, size: u64, index_interval_bytes: u64, now_ms: i64) -> Self {
+    fn with_file(
+        dir: &Path,
+        base_offset: i64,
+        file: File,
+        size: u64,
+        index_interval_bytes: u64,
+        now_ms: i64,
+    ) -> Self {
         let (log_path, index_path, time_path) = Self::paths(dir, base_offset);
         Self {
             base_offset,
@@ -73,12 +86,18 @@ impl Segment {
             bytes_since_index: 0,
             max_timestamp: -1,
             offset_of_max_timestamp: base_offset,
-            roll_time_base_ms: now_ms,
+            created_ms: now_ms,
+            first_batch_timestamp: None,
         }
     }
 
     /// Creates a new, empty segment.
-    pub fn create(dir: &Path, base_offset: i64, index_interval_bytes: u64, now_ms: i64) -> Result<Self> {
+    pub fn create(
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u64,
+        now_ms: i64,
+    ) -> Result<Self> {
         let (log_path, index_path, time_path) = Self::paths(dir, base_offset);
         let file = OpenOptions::new()
             .read(true)
@@ -90,16 +109,39 @@ impl Segment {
         for p in [&index_path, &time_path] {
             File::create(p).map_err(LogError::io(p))?;
         }
-        Ok(Self::with_file(dir, base_offset, file, 0, index_interval_bytes, now_ms))
+        Ok(Self::with_file(
+            dir,
+            base_offset,
+            file,
+            0,
+            index_interval_bytes,
+            now_ms,
+        ))
     }
 
     /// Opens an existing segment, trusting nothing yet: call [`Segment::load`] or
     /// [`Segment::recover`] next.
-    pub fn open(dir: &Path, base_offset: i64, index_interval_bytes: u64, now_ms: i64) -> Result<Self> {
+    pub fn open(
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u64,
+        now_ms: i64,
+    ) -> Result<Self> {
         let (log_path, _, _) = Self::paths(dir, base_offset);
-        let file = OpenOptions::new().read(true).write(true).open(&log_path).map_err(LogError::io(&log_path))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&log_path)
+            .map_err(LogError::io(&log_path))?;
         let size = file.metadata().map_err(LogError::io(&log_path))?.len();
-        Ok(Self::with_file(dir, base_offset, file, size, index_interval_bytes, now_ms))
+        Ok(Self::with_file(
+            dir,
+            base_offset,
+            file,
+            size,
+            index_interval_bytes,
+            now_ms,
+        ))
     }
 
     pub fn base_offset(&self) -> i64 {
@@ -126,8 +168,14 @@ impl Segment {
     pub fn offset_of_max_timestamp(&self) -> i64 {
         self.offset_of_max_timestamp
     }
-    pub fn roll_time_base_ms(&self) -> i64 {
-        self.roll_time_base_ms
+    /// How long this segment has been filling, as `segment.ms` counts it (Kafka's rule): the
+    /// incoming batch's timestamp minus the first batch's, or, without record timestamps, the
+    /// time since the segment was created.
+    pub fn time_waited_for_roll(&self, now_ms: i64, incoming_max_timestamp: i64) -> i64 {
+        match self.first_batch_timestamp {
+            Some(first) if first >= 0 => incoming_max_timestamp - first,
+            _ => now_ms - self.created_ms,
+        }
     }
     pub fn time_index(&self) -> &TimeIndex {
         &self.time_index
@@ -139,22 +187,30 @@ impl Segment {
             return Ok(None);
         }
         let mut h = [0u8; BATCH_HEADER_BYTES];
-        self.file.read_exact_at(&mut h, position).map_err(LogError::io(&self.log_path))?;
+        self.file
+            .read_exact_at(&mut h, position)
+            .map_err(LogError::io(&self.log_path))?;
         Ok(Some(h))
     }
 
     /// Reads `len` bytes at `position`.
     pub fn read_at(&self, position: u64, len: usize) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; len];
-        self.file.read_exact_at(&mut buf, position).map_err(LogError::io(&self.log_path))?;
+        self.file
+            .read_exact_at(&mut buf, position)
+            .map_err(LogError::io(&self.log_path))?;
         Ok(buf)
     }
 
     /// The batch at `position`, checked only for a sane length that fits in the segment.
     fn batch_at(&self, position: u64) -> Result<Option<BatchPosition>> {
-        let Some(h) = self.read_header(position)? else { return Ok(None) };
+        let Some(h) = self.read_header(position)? else {
+            return Ok(None);
+        };
         let header = BatchHeader::new(&h).ok_or_else(|| self.corrupt(position, "short header"))?;
-        let size = header.total_size().ok_or_else(|| self.corrupt(position, "bad batch length"))? as u64;
+        let size = header
+            .total_size()
+            .ok_or_else(|| self.corrupt(position, "bad batch length"))? as u64;
         if position + size > self.size {
             return Err(self.corrupt(position, "batch runs past the end of the segment"));
         }
@@ -168,7 +224,12 @@ impl Segment {
     }
 
     fn corrupt(&self, position: u64, reason: &str) -> LogError {
-        LogError::Corrupt { what: "segment", path: self.log_path.clone(), position, reason: reason.into() }
+        LogError::Corrupt {
+            what: "segment",
+            path: self.log_path.clone(),
+            position,
+            reason: reason.into(),
+        }
     }
 
     /// Position of the first batch that holds `offset` or anything after it.
@@ -207,15 +268,18 @@ impl Segment {
             return Err(LogError::io(&self.log_path)(e));
         }
         for b in batches {
-            self.index_batch(BatchPosition { position: start + b.position, ..*b });
+            self.index_batch(BatchPosition {
+                position: start + b.position,
+                ..*b
+            });
         }
         self.size = start + data.len() as u64;
         Ok(())
     }
 
     fn index_batch(&mut self, b: BatchPosition) {
-        if self.next_offset == self.base_offset && b.position == 0 {
-            self.roll_time_base_ms = b.max_timestamp.max(0);
+        if b.position == 0 {
+            self.first_batch_timestamp = Some(b.max_timestamp);
         }
         if b.max_timestamp > self.max_timestamp {
             self.max_timestamp = b.max_timestamp;
@@ -223,7 +287,8 @@ impl Segment {
         }
         if self.bytes_since_index >= self.index_interval_bytes {
             self.offset_index.append(b.base_offset, b.position);
-            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp);
+            self.time_index
+                .maybe_append(self.max_timestamp, self.offset_of_max_timestamp);
             self.bytes_since_index = 0;
         }
         self.bytes_since_index += b.size;
@@ -234,7 +299,10 @@ impl Segment {
     /// last index entry to find the segment's end. Any inconsistency is an error: the caller
     /// then runs [`Segment::recover`].
     pub fn load(&mut self) -> Result<()> {
-        let (_, index_path, time_path) = Self::paths(self.log_path.parent().unwrap_or(Path::new(".")), self.base_offset);
+        let (_, index_path, time_path) = Self::paths(
+            self.log_path.parent().unwrap_or(Path::new(".")),
+            self.base_offset,
+        );
         // The upper bound on offsets is not known before the walk; a segment never holds more
         // offsets than bytes, which bounds it.
         let bound = self.base_offset.saturating_add(self.size as i64 + 1);
@@ -247,7 +315,10 @@ impl Segment {
         while let Some(b) = self.batch_at(position)? {
             let indexed = offset_index.entries().last().map(|e| e.offset);
             if first && indexed.is_some_and(|o| o != b.base_offset) {
-                return Err(self.corrupt(position, "index entry does not point at the start of its batch"));
+                return Err(self.corrupt(
+                    position,
+                    "index entry does not point at the start of its batch",
+                ));
             }
             first = false;
             if b.base_offset < next_offset {
@@ -270,9 +341,7 @@ impl Segment {
             }
         }
         if let Some(h) = self.read_header(0)? {
-            if let Some(h) = BatchHeader::new(&h) {
-                self.roll_time_base_ms = h.max_timestamp().max(0);
-            }
+            self.first_batch_timestamp = BatchHeader::new(&h).map(|h| h.max_timestamp());
         }
         self.next_offset = next_offset.max(self.base_offset);
         self.bytes_since_index = self.size - start;
@@ -309,26 +378,45 @@ impl Segment {
         }
         let truncated_bytes = self.size - position;
         if truncated_bytes > 0 {
-            self.file.set_len(position).map_err(LogError::io(&self.log_path))?;
+            self.file
+                .set_len(position)
+                .map_err(LogError::io(&self.log_path))?;
             self.file.sync_all().map_err(LogError::io(&self.log_path))?;
             self.size = position;
         }
         self.offset_index.rewrite()?;
         self.time_index.rewrite()?;
-        Ok(SegmentRecovery { base_offset: self.base_offset, valid_bytes: position, truncated_bytes, batches, reason })
+        Ok(SegmentRecovery {
+            base_offset: self.base_offset,
+            valid_bytes: position,
+            truncated_bytes,
+            batches,
+            reason,
+        })
     }
 
-    fn check_batch_at(&self, position: u64, batch_bytes_max: u64, buf: &mut Vec<u8>) -> Result<BatchPosition, String> {
+    fn check_batch_at(
+        &self,
+        position: u64,
+        batch_bytes_max: u64,
+        buf: &mut Vec<u8>,
+    ) -> Result<BatchPosition, String> {
         let left = self.size - position;
         if left < BATCH_HEADER_BYTES as u64 {
             return Err(format!("torn batch header ({left} bytes)"));
         }
-        let h = self.read_header(position).map_err(|e| e.to_string())?.ok_or("torn batch header")?;
+        let h = self
+            .read_header(position)
+            .map_err(|e| e.to_string())?
+            .ok_or("torn batch header")?;
         let header = BatchHeader::new(&h).ok_or("short header")?;
         if header.magic() != strand_protocol::batch::MAGIC_V2 {
             return Err(format!("magic {}", header.magic()));
         }
-        let size = header.total_size().ok_or_else(|| format!("batch length {}", header.batch_length()))? as u64;
+        let size = header
+            .total_size()
+            .ok_or_else(|| format!("batch length {}", header.batch_length()))?
+            as u64;
         if size > left {
             return Err(format!("torn batch: {size} bytes declared, {left} left"));
         }
@@ -336,13 +424,22 @@ impl Segment {
             return Err(format!("batch of {size} bytes exceeds {batch_bytes_max}"));
         }
         if header.base_offset() < self.next_offset || header.last_offset() < header.base_offset() {
-            return Err(format!("offset {} out of order (expected at least {})", header.base_offset(), self.next_offset));
+            return Err(format!(
+                "offset {} out of order (expected at least {})",
+                header.base_offset(),
+                self.next_offset
+            ));
         }
         buf.resize(size as usize, 0);
-        self.file.read_exact_at(buf, position).map_err(|e| e.to_string())?;
+        self.file
+            .read_exact_at(buf, position)
+            .map_err(|e| e.to_string())?;
         let computed = compute_crc(buf);
         if computed != header.crc() {
-            return Err(format!("CRC mismatch: stored {:#010x}, computed {computed:#010x}", header.crc()));
+            return Err(format!(
+                "CRC mismatch: stored {:#010x}, computed {computed:#010x}",
+                header.crc()
+            ));
         }
         Ok(BatchPosition {
             position,
@@ -367,7 +464,9 @@ impl Segment {
     /// Scans batch headers from the first batch holding `offset` onward, calling `f` for each
     /// until it returns false.
     pub fn scan_from(&self, offset: i64, mut f: impl FnMut(BatchPosition) -> bool) -> Result<()> {
-        let Some(first) = self.position_of(offset)? else { return Ok(()) };
+        let Some(first) = self.position_of(offset)? else {
+            return Ok(());
+        };
         let mut position = first.position;
         while let Some(b) = self.batch_at(position)? {
             if !f(b) {
@@ -383,7 +482,10 @@ impl Segment {
         if self.max_timestamp < timestamp {
             return Ok(None);
         }
-        let start = self.time_index.lookup_before(timestamp).map_or(self.base_offset, |e| e.offset);
+        let start = self
+            .time_index
+            .lookup_before(timestamp)
+            .map_or(self.base_offset, |e| e.offset);
         let mut found = None;
         self.scan_from(start, |b| {
             if b.max_timestamp >= timestamp {
@@ -398,7 +500,10 @@ impl Segment {
 
     /// Removes the segment's files.
     pub fn delete_files(&self) -> Result<()> {
-        let (log, index, time) = Self::paths(self.log_path.parent().unwrap_or(Path::new(".")), self.base_offset);
+        let (log, index, time) = Self::paths(
+            self.log_path.parent().unwrap_or(Path::new(".")),
+            self.base_offset,
+        );
         for p in [log, index, time] {
             match std::fs::remove_file(&p) {
                 Ok(()) => {}

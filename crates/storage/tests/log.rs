@@ -2,7 +2,8 @@
 
 use bytes::BytesMut;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType as Tt,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+    TimestampType as Tt,
 };
 use strand_storage::{LogConfig, LogError, PartitionLog, TimestampType};
 
@@ -25,18 +26,33 @@ fn batch(n: usize, ts0: i64, compression: Compression) -> BytesMut {
         })
         .collect();
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression }).unwrap();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .unwrap();
     buf
 }
 
 fn small_segments() -> LogConfig {
-    LogConfig { segment_bytes: 4096, index_interval_bytes: 512, ..LogConfig::default() }
+    LogConfig {
+        segment_bytes: 4096,
+        index_interval_bytes: 512,
+        ..LogConfig::default()
+    }
 }
 
 fn read_all(log: &PartitionLog) -> Vec<(i64, i64)> {
     let mut out = Vec::new();
     let mut offset = log.log_start_offset();
-    while let Some(slice) = log.read(offset, 1 << 20, log.high_watermark(), true).unwrap() {
+    while let Some(slice) = log
+        .read(offset, 1 << 20, log.high_watermark(), true)
+        .unwrap()
+    {
         let mut bytes = slice.read().unwrap();
         while let Ok(set) = RecordBatchDecoder::decode(&mut bytes) {
             for r in set.records {
@@ -73,7 +89,10 @@ fn append_assigns_offsets_and_reads_back_across_segments() {
     // Nothing at or past the bound.
     assert!(log.read(200, 1 << 20, 200, true).unwrap().is_none());
     assert!(log.read(10, 1 << 20, 10, true).unwrap().is_none());
-    assert!(matches!(log.read(201, 100, 201, true), Err(LogError::OffsetOutOfRange { .. })));
+    assert!(matches!(
+        log.read(201, 100, 201, true),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
     // max_bytes cuts, but min-one-batch gives a whole first batch.
     let s = log.read(0, 10, 200, true).unwrap().unwrap();
     assert!(s.len > 10);
@@ -86,11 +105,15 @@ fn clean_reopen_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = PartitionLog::open(dir.path(), small_segments(), true, 0, 0).unwrap();
     for i in 0..30 {
-        log.append(&mut batch(3, i, Compression::None), 0, 0).unwrap();
+        log.append(&mut batch(3, i, Compression::None), 0, 0)
+            .unwrap();
     }
     log.close().unwrap();
     let (log, report) = PartitionLog::open(dir.path(), small_segments(), true, 90, 0).unwrap();
-    assert!(report.recovered.is_empty() && report.rebuilt_indexes.is_empty(), "{report:?}");
+    assert!(
+        report.recovered.is_empty() && report.rebuilt_indexes.is_empty(),
+        "{report:?}"
+    );
     assert_eq!(log.log_end_offset(), 90);
     assert_eq!(read_all(&log).len(), 90);
 }
@@ -100,7 +123,8 @@ fn unclean_reopen_truncates_a_torn_tail() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = PartitionLog::open(dir.path(), LogConfig::default(), true, 0, 0).unwrap();
     for i in 0..10 {
-        log.append(&mut batch(4, i, Compression::None), 0, 0).unwrap();
+        log.append(&mut batch(4, i, Compression::None), 0, 0)
+            .unwrap();
     }
     drop(log); // no flush, no index write: a crash
     let seg = dir.path().join("00000000000000000000.log");
@@ -110,7 +134,11 @@ fn unclean_reopen_truncates_a_torn_tail() {
     let (log, report) = PartitionLog::open(dir.path(), LogConfig::default(), false, 0, 0).unwrap();
     assert_eq!(log.log_end_offset(), 36);
     assert!(report.truncated_bytes() > 0);
-    assert!(report.recovered[0].reason.as_deref().unwrap().contains("torn"));
+    assert!(report.recovered[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("torn"));
     assert_eq!(read_all(&log).len(), 36);
 }
 
@@ -119,7 +147,8 @@ fn unclean_reopen_cuts_at_a_corrupt_batch_and_drops_later_segments() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = PartitionLog::open(dir.path(), small_segments(), true, 0, 0).unwrap();
     for i in 0..40 {
-        log.append(&mut batch(5, i, Compression::None), 0, 0).unwrap();
+        log.append(&mut batch(5, i, Compression::None), 0, 0)
+            .unwrap();
     }
     assert!(log.segment_count() >= 3);
     drop(log);
@@ -143,10 +172,15 @@ fn corrupt_index_is_rebuilt_on_clean_open() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = PartitionLog::open(dir.path(), small_segments(), true, 0, 0).unwrap();
     for i in 0..6 {
-        log.append(&mut batch(5, i, Compression::None), 0, 0).unwrap();
+        log.append(&mut batch(5, i, Compression::None), 0, 0)
+            .unwrap();
     }
     log.close().unwrap();
-    std::fs::write(dir.path().join("00000000000000000000.index"), [0xde, 0xad, 0xbe]).unwrap();
+    std::fs::write(
+        dir.path().join("00000000000000000000.index"),
+        [0xde, 0xad, 0xbe],
+    )
+    .unwrap();
     let (log, report) = PartitionLog::open(dir.path(), small_segments(), true, 30, 0).unwrap();
     assert_eq!(report.rebuilt_indexes.len(), 1, "{report:?}");
     assert_eq!(log.log_end_offset(), 30);
@@ -155,16 +189,29 @@ fn corrupt_index_is_rebuilt_on_clean_open() {
 
 #[test]
 fn offsets_by_timestamp_look_inside_compressed_batches() {
-    for c in [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+    for c in [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let (mut log, _) = PartitionLog::open(dir.path(), small_segments(), true, 0, 0).unwrap();
         for i in 0..20 {
-            log.append(&mut batch(10, 10_000 + i * 100, c), 0, 0).unwrap();
+            log.append(&mut batch(10, 10_000 + i * 100, c), 0, 0)
+                .unwrap();
         }
         // Batch i holds timestamps 10_000 + 100 i .. + 9, offsets 10 i .. 10 i + 9.
         assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 10_000)));
-        assert_eq!(log.offset_for_timestamp(10_505).unwrap(), Some((55, 10_505)));
-        assert_eq!(log.offset_for_timestamp(10_510).unwrap(), Some((60, 10_600)));
+        assert_eq!(
+            log.offset_for_timestamp(10_505).unwrap(),
+            Some((55, 10_505))
+        );
+        assert_eq!(
+            log.offset_for_timestamp(10_510).unwrap(),
+            Some((60, 10_600))
+        );
         assert_eq!(log.offset_for_timestamp(99_999).unwrap(), None);
         assert_eq!(log.max_timestamp().unwrap(), Some((199, 11_909)));
     }
@@ -173,14 +220,22 @@ fn offsets_by_timestamp_look_inside_compressed_batches() {
 #[test]
 fn log_append_time_stamps_batches() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { timestamp_type: TimestampType::LogAppendTime, ..LogConfig::default() };
+    let config = LogConfig {
+        timestamp_type: TimestampType::LogAppendTime,
+        ..LogConfig::default()
+    };
     let (mut log, _) = PartitionLog::open(dir.path(), config, true, 0, 0).unwrap();
-    let info = log.append(&mut batch(3, 5, Compression::Lz4), 0, 777).unwrap();
+    let info = log
+        .append(&mut batch(3, 5, Compression::Lz4), 0, 777)
+        .unwrap();
     assert_eq!(info.log_append_time_ms, 777);
     log.update_high_watermark(3);
     let s = log.read(0, 1 << 20, 3, true).unwrap().unwrap();
     let set = RecordBatchDecoder::decode(&mut s.read().unwrap()).unwrap();
-    assert!(set.records.iter().all(|r| r.timestamp_type == Tt::LogAppend));
+    assert!(set
+        .records
+        .iter()
+        .all(|r| r.timestamp_type == Tt::LogAppend));
     assert_eq!(log.offset_for_timestamp(700).unwrap(), Some((0, 777)));
 }
 
@@ -207,7 +262,8 @@ fn fsync_bookkeeping() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = PartitionLog::open(dir.path(), small_segments(), true, 0, 0).unwrap();
     assert!(log.sync_target().is_none());
-    log.append(&mut batch(2, 0, Compression::None), 0, 0).unwrap();
+    log.append(&mut batch(2, 0, Compression::None), 0, 0)
+        .unwrap();
     let t = log.sync_target().unwrap();
     assert_eq!(t.end_offset, 2);
     for f in &t.files {

@@ -2,12 +2,17 @@
 //! IncrementalAlterConfigs (set, delete, append, subtract), for topics and brokers.
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym};
-use kafka_protocol::messages::{
-    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest,
-    DescribeConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
-use strand_metadata::config::{resolve_topic_configs, ConfigSource, ConfigType, BrokerDefaults, TOPIC_CONFIGS};
+use kafka_protocol::messages::{
+    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
+    AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
+use strand_metadata::config::{
+    resolve_topic_configs, BrokerDefaults, ConfigSource, ConfigType, TOPIC_CONFIGS,
+};
 use strand_metadata::controller::{self, ApiError, ConfigOp};
 use strand_metadata::MetadataImage;
 use strand_protocol::frame::RequestFrame;
@@ -30,23 +35,39 @@ struct Entry {
     synonyms: Vec<(String, String, ConfigSource)>,
 }
 
-pub fn describe(broker: &Broker, frame: &RequestFrame, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+pub fn describe(
+    broker: &Broker,
+    frame: &RequestFrame,
+    req: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
     let version = frame.version();
     let image = broker.image();
     let results = req
         .resources
         .into_iter()
         .map(|res| {
-            let base = DescribeConfigsResult::default().with_resource_type(res.resource_type).with_resource_name(res.resource_name.clone());
+            let base = DescribeConfigsResult::default()
+                .with_resource_type(res.resource_type)
+                .with_resource_name(res.resource_name.clone());
             let entries = match res.resource_type {
                 TOPIC => topic_entries(broker, &image, res.resource_name.as_str()),
-                BROKER => broker_node(broker, res.resource_name.as_str()).map(|node| broker_entries(broker, &image, node)),
-                other => Err(ApiError::new(ResponseError::InvalidRequest, format!("Resource type {other} is not supported"))),
+                BROKER => broker_node(broker, res.resource_name.as_str())
+                    .map(|node| broker_entries(broker, &image, node)),
+                other => Err(ApiError::new(
+                    ResponseError::InvalidRequest,
+                    format!("Resource type {other} is not supported"),
+                )),
             };
             match entries {
-                Err(e) => base.with_error_code(e.code).with_error_message(Some(str(e.message))),
+                Err(e) => base
+                    .with_error_code(e.code)
+                    .with_error_message(Some(str(e.message))),
                 Ok(entries) => {
-                    let keys: Option<Vec<String>> = res.configuration_keys.map(|k| k.iter().map(|s| s.to_string()).collect());
+                    // Null or empty: every config, as Kafka answers.
+                    let keys: Option<Vec<String>> = res
+                        .configuration_keys
+                        .filter(|k| !k.is_empty())
+                        .map(|k| k.iter().map(|s| s.to_string()).collect());
                     let configs = entries
                         .into_iter()
                         .filter(|e| keys.as_ref().is_none_or(|k| k.contains(&e.name)))
@@ -61,7 +82,12 @@ pub fn describe(broker: &Broker, frame: &RequestFrame, req: DescribeConfigsReque
                                 c.synonyms = e
                                     .synonyms
                                     .into_iter()
-                                    .map(|(n, v, s)| DescribeConfigsSynonym::default().with_name(str(n)).with_value(Some(str(v))).with_source(s as i8))
+                                    .map(|(n, v, s)| {
+                                        DescribeConfigsSynonym::default()
+                                            .with_name(str(n))
+                                            .with_value(Some(str(v)))
+                                            .with_source(s as i8)
+                                    })
                                     .collect();
                             }
                             if version >= 3 {
@@ -81,10 +107,17 @@ pub fn describe(broker: &Broker, frame: &RequestFrame, req: DescribeConfigsReque
     DescribeConfigsResponse::default().with_results(results)
 }
 
-fn topic_entries(broker: &Broker, image: &MetadataImage, name: &str) -> Result<Vec<Entry>, ApiError> {
-    let topic = image
-        .topic(name)
-        .ok_or_else(|| ApiError::new(ResponseError::UnknownTopicOrPartition, format!("Topic {name} does not exist")))?;
+fn topic_entries(
+    broker: &Broker,
+    image: &MetadataImage,
+    name: &str,
+) -> Result<Vec<Entry>, ApiError> {
+    let topic = image.topic(name).ok_or_else(|| {
+        ApiError::new(
+            ResponseError::UnknownTopicOrPartition,
+            format!("Topic {name} does not exist"),
+        )
+    })?;
     Ok(broker
         .resolved_topic_configs(image, topic)
         .into_iter()
@@ -112,7 +145,10 @@ fn broker_node(broker: &Broker, name: &str) -> Result<Option<i32>, ApiError> {
         Ok(n) if n == broker.config.node_id => Ok(Some(n)),
         _ => Err(ApiError::new(
             ResponseError::InvalidRequest,
-            format!("Unexpected broker id, expected {} or empty string, but received {name}", broker.config.node_id),
+            format!(
+                "Unexpected broker id, expected {} or empty string, but received {name}",
+                broker.config.node_id
+            ),
         )),
     }
 }
@@ -133,7 +169,15 @@ fn broker_entries(broker: &Broker, image: &MetadataImage, node: Option<i32>) -> 
             } else {
                 ConfigType::String
             };
-            Entry { synonyms: vec![(name.to_string(), value.clone(), source)], name: name.to_string(), value, source, read_only: true, ty, doc: None }
+            Entry {
+                synonyms: vec![(name.to_string(), value.clone(), source)],
+                name: name.to_string(),
+                value,
+                source,
+                read_only: true,
+                ty,
+                doc: None,
+            }
         })
         .collect();
     // Broker defaults of topic configs: alterable at run time.
@@ -143,11 +187,17 @@ fn broker_entries(broker: &Broker, image: &MetadataImage, node: Option<i32>) -> 
         static_config: Some(stat),
     };
     for c in resolve_topic_configs(&Default::default(), &defaults) {
-        let Some(def) = TOPIC_CONFIGS.iter().find(|d| d.name == c.name) else { continue };
+        let Some(def) = TOPIC_CONFIGS.iter().find(|d| d.name == c.name) else {
+            continue;
+        };
         if out.iter().any(|e| e.name == def.broker_name) {
             continue;
         }
-        let synonyms: Vec<_> = c.synonyms.into_iter().map(|(_, v, s)| (def.broker_name.to_string(), v, s)).collect();
+        let synonyms: Vec<_> = c
+            .synonyms
+            .into_iter()
+            .map(|(_, v, s)| (def.broker_name.to_string(), v, s))
+            .collect();
         out.push(Entry {
             name: def.broker_name.to_string(),
             value: c.value,
@@ -162,11 +212,22 @@ fn broker_entries(broker: &Broker, image: &MetadataImage, node: Option<i32>) -> 
     out
 }
 
-async fn apply(broker: &Broker, resource_type: i8, name: &str, ops: Vec<(String, ConfigOp)>, replace: bool, validate_only: bool) -> Result<(), ApiError> {
+async fn apply(
+    broker: &Broker,
+    resource_type: i8,
+    name: &str,
+    ops: Vec<(String, ConfigOp)>,
+    replace: bool,
+    validate_only: bool,
+) -> Result<(), ApiError> {
     let decide = |img: &MetadataImage| match resource_type {
         TOPIC => controller::alter_topic_configs(img, name, &ops, replace),
-        BROKER => broker_node(broker, name).and_then(|node| controller::alter_broker_configs(img, node, &ops, replace)),
-        other => Err(ApiError::new(ResponseError::InvalidRequest, format!("Resource type {other} is not supported"))),
+        BROKER => broker_node(broker, name)
+            .and_then(|node| controller::alter_broker_configs(img, node, &ops, replace)),
+        other => Err(ApiError::new(
+            ResponseError::InvalidRequest,
+            format!("Resource type {other} is not supported"),
+        )),
     };
     if validate_only {
         decide(&broker.image()).map(|_| ())
@@ -181,21 +242,41 @@ pub async fn alter(broker: &Broker, req: AlterConfigsRequest) -> AlterConfigsRes
         let ops = res
             .configs
             .iter()
-            .map(|c| (c.name.to_string(), c.value.as_ref().map_or(ConfigOp::Delete, |v| ConfigOp::Set(v.to_string()))))
+            .map(|c| {
+                (
+                    c.name.to_string(),
+                    c.value
+                        .as_ref()
+                        .map_or(ConfigOp::Delete, |v| ConfigOp::Set(v.to_string())),
+                )
+            })
             .collect();
-        let outcome = apply(broker, res.resource_type, res.resource_name.as_str(), ops, true, req.validate_only).await;
+        let outcome = apply(
+            broker,
+            res.resource_type,
+            res.resource_name.as_str(),
+            ops,
+            true,
+            req.validate_only,
+        )
+        .await;
         let mut r = alter_configs_response::AlterConfigsResourceResponse::default()
             .with_resource_type(res.resource_type)
             .with_resource_name(res.resource_name);
         if let Err(e) = outcome {
-            r = r.with_error_code(e.code).with_error_message(Some(str(e.message)));
+            r = r
+                .with_error_code(e.code)
+                .with_error_message(Some(str(e.message)));
         }
         responses.push(r);
     }
     AlterConfigsResponse::default().with_responses(responses)
 }
 
-pub async fn incremental_alter(broker: &Broker, req: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+pub async fn incremental_alter(
+    broker: &Broker,
+    req: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::new();
     for res in req.resources {
         let ops: Result<Vec<(String, ConfigOp)>, ApiError> = res
@@ -209,22 +290,42 @@ pub async fn incremental_alter(broker: &Broker, req: IncrementalAlterConfigsRequ
                     (2, Some(v)) => ConfigOp::Append(v),
                     (3, Some(v)) => ConfigOp::Subtract(v),
                     (op @ 0..=3, None) => {
-                        return Err(ApiError::new(ResponseError::InvalidRequest, format!("Null value not supported for operation {op} on {}", c.name)));
+                        return Err(ApiError::new(
+                            ResponseError::InvalidRequest,
+                            format!("Null value not supported for operation {op} on {}", c.name),
+                        ));
                     }
-                    (op, _) => return Err(ApiError::new(ResponseError::InvalidRequest, format!("Unknown config operation {op}"))),
+                    (op, _) => {
+                        return Err(ApiError::new(
+                            ResponseError::InvalidRequest,
+                            format!("Unknown config operation {op}"),
+                        ))
+                    }
                 };
                 Ok((c.name.to_string(), op))
             })
             .collect();
         let outcome = match ops {
-            Ok(ops) => apply(broker, res.resource_type, res.resource_name.as_str(), ops, false, req.validate_only).await,
+            Ok(ops) => {
+                apply(
+                    broker,
+                    res.resource_type,
+                    res.resource_name.as_str(),
+                    ops,
+                    false,
+                    req.validate_only,
+                )
+                .await
+            }
             Err(e) => Err(e),
         };
         let mut r = incremental_alter_configs_response::AlterConfigsResourceResponse::default()
             .with_resource_type(res.resource_type)
             .with_resource_name(res.resource_name);
         if let Err(e) = outcome {
-            r = r.with_error_code(e.code).with_error_message(Some(str(e.message)));
+            r = r
+                .with_error_code(e.code)
+                .with_error_message(Some(str(e.message)));
         }
         responses.push(r);
     }

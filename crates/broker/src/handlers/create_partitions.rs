@@ -11,10 +11,21 @@ pub async fn handle(broker: &Broker, req: CreatePartitionsRequest) -> CreatePart
     let mut results = Vec::new();
     for t in req.topics {
         let name = t.name.to_string();
+        // Null (or, from some clients, empty) assignments: the controller places the partitions.
         let assignments: Option<Vec<Vec<i32>>> =
-            t.assignments.as_ref().map(|a| a.iter().map(|x| x.broker_ids.iter().map(|b| b.0).collect()).collect());
-        let decide = |img: &strand_metadata::MetadataImage| controller::create_partitions(img, &name, t.count, assignments.as_deref());
-        let outcome = if req.validate_only { decide(&broker.image()).map(|_| ()) } else { broker.commit(decide).await.map(|_| ()) };
+            t.assignments.as_ref().filter(|a| !a.is_empty()).map(|a| {
+                a.iter()
+                    .map(|x| x.broker_ids.iter().map(|b| b.0).collect())
+                    .collect()
+            });
+        let decide = |img: &strand_metadata::MetadataImage| {
+            controller::create_partitions(img, &name, t.count, assignments.as_deref())
+        };
+        let outcome = if req.validate_only {
+            decide(&broker.image()).map(|_| ())
+        } else {
+            broker.commit(decide).await.map(|_| ())
+        };
         let mut r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
         if let Err(e) = outcome {
             r.error_code = e.code;

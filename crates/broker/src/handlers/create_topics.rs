@@ -3,7 +3,9 @@
 use std::collections::{BTreeMap, HashSet};
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use strand_metadata::controller::{self, ApiError, NewTopic};
 use strand_metadata::MetadataRecord;
@@ -12,15 +14,26 @@ use strand_protocol::frame::RequestFrame;
 use super::str;
 use crate::broker::Broker;
 
-pub async fn handle(broker: &Broker, frame: &RequestFrame, req: CreateTopicsRequest) -> CreateTopicsResponse {
+pub async fn handle(
+    broker: &Broker,
+    frame: &RequestFrame,
+    req: CreateTopicsRequest,
+) -> CreateTopicsResponse {
     let mut seen = HashSet::new();
-    let duplicates: HashSet<String> =
-        req.topics.iter().map(|t| t.name.to_string()).filter(|n| !seen.insert(n.clone())).collect();
+    let duplicates: HashSet<String> = req
+        .topics
+        .iter()
+        .map(|t| t.name.to_string())
+        .filter(|n| !seen.insert(n.clone()))
+        .collect();
     let cfg = broker.controller_config();
     let mut results = Vec::new();
     for t in req.topics {
         let name = t.name.to_string();
-        let result = CreatableTopicResult::default().with_name(t.name.clone()).with_num_partitions(-1).with_replication_factor(-1);
+        let result = CreatableTopicResult::default()
+            .with_name(t.name.clone())
+            .with_num_partitions(-1)
+            .with_replication_factor(-1);
         if duplicates.contains(&name) {
             results.push(fail(result, frame, ApiError::new(ResponseError::InvalidRequest, format!("Create topics request from client contains multiple entries for the topic {name}"))));
             continue;
@@ -36,27 +49,56 @@ pub async fn handle(broker: &Broker, frame: &RequestFrame, req: CreateTopicsRequ
             }
         }
         if let Some(k) = null_config {
-            results.push(fail(result, frame, ApiError::new(ResponseError::InvalidConfig, format!("Null value not supported for topic configs: {k}"))));
+            results.push(fail(
+                result,
+                frame,
+                ApiError::new(
+                    ResponseError::InvalidConfig,
+                    format!("Null value not supported for topic configs: {k}"),
+                ),
+            ));
             continue;
         }
         let new = NewTopic {
             name: name.clone(),
             num_partitions: t.num_partitions,
             replication_factor: t.replication_factor,
-            assignments: t.assignments.iter().map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect())).collect(),
+            assignments: t
+                .assignments
+                .iter()
+                .map(|a| {
+                    (
+                        a.partition_index,
+                        a.broker_ids.iter().map(|b| b.0).collect(),
+                    )
+                })
+                .collect(),
             configs,
         };
         let outcome = if req.validate_only {
             let image = broker.image();
             controller::create_topic(&image, &new, &cfg).map(|r| (r, image))
         } else {
-            broker.commit(|img| controller::create_topic(img, &new, &cfg)).await
+            broker
+                .commit(|img| controller::create_topic(img, &new, &cfg))
+                .await
         };
         match outcome {
-            Ok((MetadataRecord::CreateTopic { topic_id, partitions, .. }, image)) => {
+            Ok((
+                MetadataRecord::CreateTopic {
+                    topic_id,
+                    partitions,
+                    ..
+                },
+                image,
+            )) => {
                 let rf = partitions.first().map_or(0, |p| p.replicas.len()) as i16;
                 let mut r = result
-                    .with_topic_id(if req.validate_only { uuid::Uuid::nil() } else { topic_id })
+                    .with_topic_id(if req.validate_only {
+                        uuid::Uuid::nil()
+                    } else {
+                        topic_id
+                    })
                     .with_num_partitions(partitions.len() as i32)
                     .with_replication_factor(rf);
                 if frame.version() >= 5 {
@@ -83,7 +125,14 @@ pub async fn handle(broker: &Broker, frame: &RequestFrame, req: CreateTopicsRequ
                 }
                 results.push(r);
             }
-            Ok(_) => results.push(fail(result, frame, ApiError::new(ResponseError::UnknownServerError, "unexpected controller answer"))),
+            Ok(_) => results.push(fail(
+                result,
+                frame,
+                ApiError::new(
+                    ResponseError::UnknownServerError,
+                    "unexpected controller answer",
+                ),
+            )),
             Err(e) => results.push(fail(result, frame, e)),
         }
     }

@@ -9,16 +9,29 @@ use uuid::Uuid;
 use super::str;
 use crate::broker::Broker;
 
-pub async fn handle(broker: &Broker, frame: &RequestFrame, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+pub async fn handle(
+    broker: &Broker,
+    frame: &RequestFrame,
+    req: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
     let targets: Vec<(Option<String>, Option<Uuid>)> = if frame.version() >= 6 {
-        req.topics.iter().map(|t| (t.name.as_ref().map(|n| n.to_string()), Some(t.topic_id))).collect()
+        req.topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.to_string()), Some(t.topic_id)))
+            .collect()
     } else {
-        req.topic_names.iter().map(|n| (Some(n.to_string()), None)).collect()
+        req.topic_names
+            .iter()
+            .map(|n| (Some(n.to_string()), None))
+            .collect()
     };
     let mut responses = Vec::new();
     for (name, id) in targets {
-        let outcome = broker.commit(|img| controller::delete_topic(img, name.as_deref(), id).map(|(_, _, r)| r)).await;
-        let mut r = DeletableTopicResult::default().with_name(name.clone().map(|n| TopicName(str(n))));
+        let outcome = broker
+            .commit(|img| controller::delete_topic(img, name.as_deref(), id).map(|(_, _, r)| r))
+            .await;
+        let mut r =
+            DeletableTopicResult::default().with_name(name.clone().map(|n| TopicName(str(n))));
         match outcome {
             Ok((strand_metadata::MetadataRecord::DeleteTopic { topic_id }, before_after)) => {
                 let _ = before_after;

@@ -48,7 +48,10 @@ pub fn handle(broker: &Arc<Broker>, frame: &RequestFrame, req: FetchRequest) -> 
     let version = frame.version();
     if req.session_id != 0 || req.session_epoch > 0 {
         // Strand creates no fetch sessions (it answers session id 0), so a client never holds one.
-        let head = FetchHead { error_code: ResponseError::FetchSessionIdNotFound.code(), ..FetchHead::default() };
+        let head = FetchHead {
+            error_code: ResponseError::FetchSessionIdNotFound.code(),
+            ..FetchHead::default()
+        };
         return finish(version, frame.correlation_id(), head, Vec::new());
     }
     let image = broker.image();
@@ -56,19 +59,32 @@ pub fn handle(broker: &Arc<Broker>, frame: &RequestFrame, req: FetchRequest) -> 
         .topics
         .into_iter()
         .map(|t| {
-            let name = if version >= FIRST_WITH_TOPIC_ID { image.topic_by_id(&t.topic_id).map(|x| x.name.clone()) } else { Some(t.topic.to_string()) };
+            let name = if version >= FIRST_WITH_TOPIC_ID {
+                image.topic_by_id(&t.topic_id).map(|x| x.name.clone())
+            } else {
+                Some(t.topic.to_string())
+            };
             WantTopic {
                 name,
                 topic_id: t.topic_id,
                 partitions: t
                     .partitions
                     .into_iter()
-                    .map(|p| Want { partition: p.partition, fetch_offset: p.fetch_offset, max_bytes: p.partition_max_bytes, current_leader_epoch: p.current_leader_epoch })
+                    .map(|p| Want {
+                        partition: p.partition,
+                        fetch_offset: p.fetch_offset,
+                        max_bytes: p.partition_max_bytes,
+                        current_leader_epoch: p.current_leader_epoch,
+                    })
                     .collect(),
             }
         })
         .collect();
-    let request_max = if req.max_bytes <= 0 { broker.config.fetch_max_bytes } else { req.max_bytes as usize };
+    let request_max = if req.max_bytes <= 0 {
+        broker.config.fetch_max_bytes
+    } else {
+        req.max_bytes as usize
+    };
     let plan = Plan {
         version,
         correlation_id: frame.correlation_id(),
@@ -82,7 +98,12 @@ pub fn handle(broker: &Arc<Broker>, frame: &RequestFrame, req: FetchRequest) -> 
     appends.borrow_and_update();
     let (topics, bytes, errors) = read(broker, &plan);
     if bytes >= min_bytes || errors || max_wait.is_zero() {
-        return finish(plan.version, plan.correlation_id, FetchHead::default(), topics);
+        return finish(
+            plan.version,
+            plan.correlation_id,
+            FetchHead::default(),
+            topics,
+        );
     }
     drop(topics);
     let broker = broker.clone();
@@ -95,13 +116,23 @@ pub fn handle(broker: &Arc<Broker>, frame: &RequestFrame, req: FetchRequest) -> 
             };
             let (topics, bytes, errors) = read(&broker, &plan);
             if timed_out || bytes >= min_bytes || errors {
-                return finish(plan.version, plan.correlation_id, FetchHead::default(), topics);
+                return finish(
+                    plan.version,
+                    plan.correlation_id,
+                    FetchHead::default(),
+                    topics,
+                );
             }
         }
     }))
 }
 
-fn finish(version: i16, correlation_id: i32, head: FetchHead, topics: Vec<FetchTopic<Option<FileSlice>>>) -> Reply {
+fn finish(
+    version: i16,
+    correlation_id: i32,
+    head: FetchHead,
+    topics: Vec<FetchTopic<Option<FileSlice>>>,
+) -> Reply {
     match write_fetch_response(version, correlation_id, head, topics) {
         Ok(pieces) => Reply::Now(Response::Pieces(pieces)),
         Err(e) => Reply::Close(e.to_string()),
@@ -120,8 +151,20 @@ fn read(broker: &Broker, plan: &Plan) -> (Vec<FetchTopic<Option<FileSlice>>>, us
     for t in &plan.topics {
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for w in &t.partitions {
-            let data = PartitionData::default().with_partition_index(w.partition).with_high_watermark(-1).with_last_stable_offset(-1).with_log_start_offset(-1);
-            let (data, records) = read_partition(broker, t, w, data, &mut budget, total == 0, plan.read_committed);
+            let data = PartitionData::default()
+                .with_partition_index(w.partition)
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_log_start_offset(-1);
+            let (data, records) = read_partition(
+                broker,
+                t,
+                w,
+                data,
+                &mut budget,
+                total == 0,
+                plan.read_committed,
+            );
             errors |= data.error_code != 0;
             let len = records.as_ref().map_or(0, |r| r.len);
             total += len;
@@ -146,13 +189,23 @@ fn read_partition(
     read_committed: bool,
 ) -> (PartitionData, Option<FileSlice>) {
     let Some(name) = &t.name else {
-        return (data.with_error_code(ResponseError::UnknownTopicId.code()), None);
+        return (
+            data.with_error_code(ResponseError::UnknownTopicId.code()),
+            None,
+        );
     };
     let Some(p) = broker.partition(name, w.partition) else {
-        return (data.with_error_code(ResponseError::UnknownTopicOrPartition.code()), None);
+        return (
+            data.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+            None,
+        );
     };
     if w.current_leader_epoch >= 0 && w.current_leader_epoch != p.leader_epoch {
-        let e = if w.current_leader_epoch > p.leader_epoch { ResponseError::UnknownLeaderEpoch } else { ResponseError::FencedLeaderEpoch };
+        let e = if w.current_leader_epoch > p.leader_epoch {
+            ResponseError::UnknownLeaderEpoch
+        } else {
+            ResponseError::FencedLeaderEpoch
+        };
         return (data.with_error_code(e.code()), None);
     }
     let log = p.log();
@@ -160,7 +213,10 @@ fn read_partition(
     // No transactions yet: the last stable offset is the high watermark.
     let lso = hw;
     let bound = if read_committed { lso } else { hw };
-    let data = data.with_high_watermark(hw).with_last_stable_offset(lso).with_log_start_offset(log.log_start_offset());
+    let data = data
+        .with_high_watermark(hw)
+        .with_last_stable_offset(lso)
+        .with_log_start_offset(log.log_start_offset());
     let limit = (w.max_bytes.max(0) as usize).min(*budget);
     if limit == 0 && !first {
         return (data, None);
@@ -171,7 +227,9 @@ fn read_partition(
             (data, Some(slice))
         }
         Ok(None) => (data, None),
-        Err(e @ LogError::OffsetOutOfRange { .. }) => (data.with_error_code(e.kafka_error_code()), None),
+        Err(e @ LogError::OffsetOutOfRange { .. }) => {
+            (data.with_error_code(e.kafka_error_code()), None)
+        }
         Err(e) => {
             tracing::error!(partition = %p.tp, error = %e, "fetch read failed");
             (data.with_error_code(e.kafka_error_code()), None)

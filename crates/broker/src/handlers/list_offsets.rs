@@ -1,7 +1,9 @@
 //! ListOffsets: earliest, latest, by timestamp, max timestamp.
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use strand_protocol::frame::RequestFrame;
 
@@ -12,7 +14,11 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 
-pub fn handle(broker: &Broker, frame: &RequestFrame, req: ListOffsetsRequest) -> ListOffsetsResponse {
+pub fn handle(
+    broker: &Broker,
+    frame: &RequestFrame,
+    req: ListOffsetsRequest,
+) -> ListOffsetsResponse {
     let version = frame.version();
     let topics = req
         .topics

@@ -1,7 +1,9 @@
 //! Metadata: brokers, topics, partitions and leaders; auto-creates missing topics when allowed.
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
 use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
 use strand_metadata::controller::{self, NewTopic};
 use strand_metadata::{MetadataImage, TopicImage};
@@ -17,7 +19,11 @@ enum Wanted {
     Id(Uuid),
 }
 
-pub async fn handle(broker: &Broker, frame: &RequestFrame, req: MetadataRequest) -> MetadataResponse {
+pub async fn handle(
+    broker: &Broker,
+    frame: &RequestFrame,
+    req: MetadataRequest,
+) -> MetadataResponse {
     let version = frame.version();
     // v0: an empty list means every topic; v1+: null does, and empty means none.
     let wanted: Option<Vec<Wanted>> = match req.topics {
@@ -32,7 +38,8 @@ pub async fn handle(broker: &Broker, frame: &RequestFrame, req: MetadataRequest)
                 .collect(),
         ),
     };
-    let auto_create = broker.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+    let auto_create =
+        broker.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
     let mut create_errors = std::collections::HashMap::new();
     if let (Some(wanted), true) = (&wanted, auto_create) {
         let image = broker.image();
@@ -41,9 +48,17 @@ pub async fn handle(broker: &Broker, frame: &RequestFrame, req: MetadataRequest)
             if image.topic(name).is_some() {
                 continue;
             }
-            let new = NewTopic { name: name.clone(), num_partitions: -1, replication_factor: -1, ..Default::default() };
+            let new = NewTopic {
+                name: name.clone(),
+                num_partitions: -1,
+                replication_factor: -1,
+                ..Default::default()
+            };
             let cfg = broker.controller_config();
-            match broker.commit(|img| controller::create_topic(img, &new, &cfg)).await {
+            match broker
+                .commit(|img| controller::create_topic(img, &new, &cfg))
+                .await
+            {
                 Ok(_) => tracing::info!(topic = %name, "auto-created topic"),
                 // Another request created it meanwhile: fine.
                 Err(e) if e.code == ResponseError::TopicAlreadyExists.code() => {}
@@ -55,7 +70,11 @@ pub async fn handle(broker: &Broker, frame: &RequestFrame, req: MetadataRequest)
     }
     let image = broker.image();
     let topics = match wanted {
-        None => image.topics.values().map(|t| topic_entry(&image, t, version)).collect(),
+        None => image
+            .topics
+            .values()
+            .map(|t| topic_entry(&image, t, version))
+            .collect(),
         Some(wanted) => wanted
             .iter()
             .map(|w| match w {
@@ -69,7 +88,9 @@ pub async fn handle(broker: &Broker, frame: &RequestFrame, req: MetadataRequest)
                                 ResponseError::UnknownTopicOrPartition.code()
                             }
                         });
-                        MetadataResponseTopic::default().with_name(Some(TopicName(str(name.clone())))).with_error_code(code)
+                        MetadataResponseTopic::default()
+                            .with_name(Some(TopicName(str(name.clone()))))
+                            .with_error_code(code)
                     }
                 },
                 Wanted::Id(id) => match image.topic_by_id(id) {

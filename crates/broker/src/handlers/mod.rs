@@ -32,11 +32,20 @@ pub async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame) -> Reply {
         return Reply::Close(format!("{key:?} v{} is not supported", frame.version()));
     }
     match key {
-        ApiKey::ApiVersions => run(&frame, |_r: kafka_protocol::messages::ApiVersionsRequest| api_versions::handle()),
+        ApiKey::ApiVersions => run(
+            &frame,
+            |_r: kafka_protocol::messages::ApiVersionsRequest| api_versions::handle(),
+        ),
         ApiKey::Metadata => run_async(&frame, |r| metadata::handle(broker, &frame, r)).await,
-        ApiKey::CreateTopics => run_async(&frame, |r| create_topics::handle(broker, &frame, r)).await,
-        ApiKey::DeleteTopics => run_async(&frame, |r| delete_topics::handle(broker, &frame, r)).await,
-        ApiKey::CreatePartitions => run_async(&frame, |r| create_partitions::handle(broker, r)).await,
+        ApiKey::CreateTopics => {
+            run_async(&frame, |r| create_topics::handle(broker, &frame, r)).await
+        }
+        ApiKey::DeleteTopics => {
+            run_async(&frame, |r| delete_topics::handle(broker, &frame, r)).await
+        }
+        ApiKey::CreatePartitions => {
+            run_async(&frame, |r| create_partitions::handle(broker, r)).await
+        }
         ApiKey::Produce => match decode_body(&frame) {
             Ok(r) => produce::handle(broker, &frame, r),
             Err(e) => malformed(&frame, e),
@@ -48,7 +57,9 @@ pub async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame) -> Reply {
         ApiKey::ListOffsets => run(&frame, |r| list_offsets::handle(broker, &frame, r)),
         ApiKey::DescribeConfigs => run(&frame, |r| configs::describe(broker, &frame, r)),
         ApiKey::AlterConfigs => run_async(&frame, |r| configs::alter(broker, r)).await,
-        ApiKey::IncrementalAlterConfigs => run_async(&frame, |r| configs::incremental_alter(broker, r)).await,
+        ApiKey::IncrementalAlterConfigs => {
+            run_async(&frame, |r| configs::incremental_alter(broker, r)).await
+        }
         ApiKey::DescribeCluster => run(&frame, |r| describe_cluster::handle(broker, r)),
         ApiKey::DescribeLogDirs => run(&frame, |r| describe_log_dirs::handle(broker, r)),
         other => Reply::Close(format!("{other:?} is not implemented")),
@@ -56,7 +67,11 @@ pub async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame) -> Reply {
 }
 
 fn malformed(frame: &RequestFrame, error: String) -> Reply {
-    Reply::Close(format!("malformed {:?} v{} request: {error}", frame.api_key, frame.version()))
+    Reply::Close(format!(
+        "malformed {:?} v{} request: {error}",
+        frame.api_key,
+        frame.version()
+    ))
 }
 
 /// Encodes `body` as the response to `frame`.
@@ -70,14 +85,21 @@ pub fn respond<R: Encodable + HeaderVersion>(frame: &RequestFrame, body: &R) -> 
     }
 }
 
-fn run<Req: Decodable, Resp: Encodable + HeaderVersion>(frame: &RequestFrame, f: impl FnOnce(Req) -> Resp) -> Reply {
+fn run<Req: Decodable, Resp: Encodable + HeaderVersion>(
+    frame: &RequestFrame,
+    f: impl FnOnce(Req) -> Resp,
+) -> Reply {
     match decode_body::<Req>(frame) {
         Ok(req) => respond(frame, &f(req)),
         Err(e) => malformed(frame, e),
     }
 }
 
-async fn run_async<Req: Decodable, Resp: Encodable + HeaderVersion, F: std::future::Future<Output = Resp>>(
+async fn run_async<
+    Req: Decodable,
+    Resp: Encodable + HeaderVersion,
+    F: std::future::Future<Output = Resp>,
+>(
     frame: &RequestFrame,
     f: impl FnOnce(Req) -> F,
 ) -> Reply {

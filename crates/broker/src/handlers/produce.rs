@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use strand_protocol::frame::RequestFrame;
 use strand_storage::LogError;
@@ -33,10 +35,18 @@ pub fn handle(broker: &Arc<Broker>, frame: &RequestFrame, req: ProduceRequest) -
         };
         let mut partition_responses = Vec::with_capacity(topic.partition_data.len());
         for (pi, pd) in topic.partition_data.into_iter().enumerate() {
-            let mut r = PartitionProduceResponse::default().with_index(pd.index).with_base_offset(-1).with_log_append_time_ms(-1).with_log_start_offset(-1);
+            let mut r = PartitionProduceResponse::default()
+                .with_index(pd.index)
+                .with_base_offset(-1)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(-1);
             let error = |r: PartitionProduceResponse, e: ResponseError, msg: Option<String>| {
                 let r = r.with_error_code(e.code());
-                if version >= 8 { r.with_error_message(msg.map(str)) } else { r }
+                if version >= 8 {
+                    r.with_error_message(msg.map(str))
+                } else {
+                    r
+                }
             };
             if !matches!(acks, -1..=1) {
                 partition_responses.push(error(r, ResponseError::InvalidRequiredAcks, None));
@@ -44,12 +54,20 @@ pub fn handle(broker: &Arc<Broker>, frame: &RequestFrame, req: ProduceRequest) -
             }
             let partition = name.as_deref().and_then(|n| broker.partition(n, pd.index));
             let Some(partition) = partition else {
-                let e = if name.is_none() { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
+                let e = if name.is_none() {
+                    ResponseError::UnknownTopicId
+                } else {
+                    ResponseError::UnknownTopicOrPartition
+                };
                 partition_responses.push(error(r, e, None));
                 continue;
             };
             let Some(records) = pd.records else {
-                partition_responses.push(error(r, ResponseError::InvalidRecord, Some("no record set".into())));
+                partition_responses.push(error(
+                    r,
+                    ResponseError::InvalidRecord,
+                    Some("no record set".into()),
+                ));
                 continue;
             };
             let mut buf = BytesMut::from(&records[..]);
@@ -65,7 +83,10 @@ pub fn handle(broker: &Arc<Broker>, frame: &RequestFrame, req: ProduceRequest) -
             match result {
                 Ok((info, start)) => {
                     appended = true;
-                    r = r.with_base_offset(info.base_offset).with_log_append_time_ms(info.log_append_time_ms).with_log_start_offset(start);
+                    r = r
+                        .with_base_offset(info.base_offset)
+                        .with_log_append_time_ms(info.log_append_time_ms)
+                        .with_log_start_offset(start);
                     if acks == -1 {
                         to_sync.push((ti, pi, partition.clone(), info.last_offset + 1));
                     }
@@ -77,7 +98,9 @@ pub fn handle(broker: &Arc<Broker>, frame: &RequestFrame, req: ProduceRequest) -
                     if version >= 8 {
                         r.error_message = Some(str(e.to_string()));
                         if let LogError::InvalidBatch(_) = e {
-                            r.record_errors = vec![BatchIndexAndErrorMessage::default().with_batch_index(0).with_batch_index_error_message(Some(str(e.to_string())))];
+                            r.record_errors = vec![BatchIndexAndErrorMessage::default()
+                                .with_batch_index(0)
+                                .with_batch_index_error_message(Some(str(e.to_string())))];
                         }
                     }
                     partition_responses.push(r);
@@ -86,7 +109,11 @@ pub fn handle(broker: &Arc<Broker>, frame: &RequestFrame, req: ProduceRequest) -
         }
         responses.push(
             TopicProduceResponse::default()
-                .with_name(if version < FIRST_WITH_TOPIC_ID { topic.name } else { TopicName::default() })
+                .with_name(if version < FIRST_WITH_TOPIC_ID {
+                    topic.name
+                } else {
+                    TopicName::default()
+                })
                 .with_topic_id(topic.topic_id)
                 .with_partition_responses(partition_responses),
         );
@@ -120,7 +147,9 @@ pub fn handle(broker: &Arc<Broker>, frame: &RequestFrame, req: ProduceRequest) -
 
 fn log_append_error(partition: &Partition, e: &LogError) {
     match e {
-        LogError::InvalidBatch(_) => tracing::debug!(partition = %partition.tp, error = %e, "refused batch"),
+        LogError::InvalidBatch(_) => {
+            tracing::debug!(partition = %partition.tp, error = %e, "refused batch")
+        }
         _ => tracing::error!(partition = %partition.tp, error = %e, "append failed"),
     }
 }

@@ -1,0 +1,164 @@
+//! Helpers shared by the end-to-end tests.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use strand_testkit::RawClient;
+
+pub fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+pub fn name(v: &str) -> TopicName {
+    TopicName(s(v))
+}
+
+/// One batch of `n` records with keys `k{first + i}`, values `v{first + i}`, timestamps
+/// `ts0 + i`.
+pub fn batch(first: usize, n: usize, ts0: i64, compression: Compression) -> Bytes {
+    let records: Vec<Record> = (0..n)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32,
+            timestamp: ts0 + i as i64,
+            key: Some(format!("k{}", first + i).into()),
+            value: Some(format!("v{}", first + i).into()),
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .expect("encodable");
+    buf.freeze()
+}
+
+pub fn decode_records(mut bytes: Bytes) -> Vec<Record> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        match RecordBatchDecoder::decode(&mut bytes) {
+            Ok(set) => out.extend(set.records),
+            Err(_) => break, // a partial trailing batch
+        }
+    }
+    out
+}
+
+pub async fn create_topic(
+    c: &mut RawClient,
+    topic: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> anyhow::Result<CreateTopicsResponse> {
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(name(topic))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(s(k))
+                            .with_value(Some(s(v)))
+                    })
+                    .collect(),
+            )]);
+    c.send(ApiKey::CreateTopics, 7, &req).await
+}
+
+pub fn produce_request(topic: &str, partition: i32, acks: i16, records: Bytes) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(records))])])
+}
+
+pub async fn produce(
+    c: &mut RawClient,
+    topic: &str,
+    partition: i32,
+    acks: i16,
+    records: Bytes,
+) -> anyhow::Result<produce_response::PartitionProduceResponse> {
+    let resp: ProduceResponse = c
+        .send(
+            ApiKey::Produce,
+            9,
+            &produce_request(topic, partition, acks, records),
+        )
+        .await?;
+    Ok(resp.responses[0].partition_responses[0].clone())
+}
+
+pub fn fetch_request(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    max_wait_ms: i32,
+    max_bytes: i32,
+) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id((-1).into())
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(max_bytes)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(name(topic))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(partition)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(max_bytes)])])
+}
+
+pub async fn fetch(
+    c: &mut RawClient,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    max_wait_ms: i32,
+    max_bytes: i32,
+) -> anyhow::Result<fetch_response::PartitionData> {
+    let resp: FetchResponse = c
+        .send(
+            ApiKey::Fetch,
+            11,
+            &fetch_request(topic, partition, offset, max_wait_ms, max_bytes),
+        )
+        .await?;
+    Ok(resp.responses[0].partitions[0].clone())
+}
+
+pub async fn topic_id(c: &mut RawClient, topic: &str) -> anyhow::Result<uuid::Uuid> {
+    let req = MetadataRequest::default().with_topics(Some(vec![
+        metadata_request::MetadataRequestTopic::default().with_name(Some(name(topic))),
+    ]));
+    let resp: MetadataResponse = c.send(ApiKey::Metadata, 12, &req).await?;
+    Ok(resp.topics[0].topic_id)
+}

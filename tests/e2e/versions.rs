@@ -1,0 +1,208 @@
+//! Every API the broker advertises answers at every version it advertises.
+
+use kafka_protocol::messages::*;
+use strand_protocol::api::SUPPORTED;
+use strand_testkit::{RawClient, TestBroker};
+use strand_tests::*;
+
+#[tokio::test]
+async fn every_advertised_api_answers_at_every_advertised_version() -> anyhow::Result<()> {
+    let broker = TestBroker::start(&[]).await?;
+    let mut c = broker.client().await?;
+    create_topic(&mut c, "vt", 1, &[]).await?;
+    let id = topic_id(&mut c, "vt").await?;
+    let mut partitions = 1;
+    for &(key, min, max) in SUPPORTED {
+        for v in min..=max {
+            let ctx = format!("{key:?} v{v}");
+            check(&mut c, key, v, id, &mut partitions)
+                .await
+                .map_err(|e| anyhow::anyhow!("{ctx}: {e:#}"))?;
+        }
+    }
+    Ok(())
+}
+
+async fn check(
+    c: &mut RawClient,
+    key: ApiKey,
+    v: i16,
+    id: uuid::Uuid,
+    partitions: &mut i32,
+) -> anyhow::Result<()> {
+    match key {
+        ApiKey::Produce => {
+            let mut req = produce_request(
+                "vt",
+                0,
+                1,
+                batch(0, 3, 1_000, kafka_protocol::records::Compression::None),
+            );
+            if v >= 13 {
+                req.topic_data[0].name = Default::default();
+                req.topic_data[0].topic_id = id;
+            }
+            let r: ProduceResponse = c.send(key, v, &req).await?;
+            let p = &r.responses[0].partition_responses[0];
+            anyhow::ensure!(p.error_code == 0 && p.base_offset >= 0, "{p:?}");
+        }
+        ApiKey::Fetch => {
+            let mut req = fetch_request("vt", 0, 0, 0, 1 << 20);
+            if v >= 13 {
+                req.topics[0].topic = Default::default();
+                req.topics[0].topic_id = id;
+            }
+            let r: FetchResponse = c.send(key, v, &req).await?;
+            let p = &r.responses[0].partitions[0];
+            anyhow::ensure!(p.error_code == 0 && p.high_watermark > 0, "{p:?}");
+            anyhow::ensure!(
+                !decode_records(p.records.clone().unwrap_or_default()).is_empty(),
+                "no records"
+            );
+        }
+        ApiKey::ListOffsets => {
+            let req = ListOffsetsRequest::default()
+                .with_replica_id((-1).into())
+                .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+                    .with_name(name("vt"))
+                    .with_partitions(vec![
+                        list_offsets_request::ListOffsetsPartition::default()
+                            .with_partition_index(0)
+                            .with_timestamp(-1),
+                    ])]);
+            let r: ListOffsetsResponse = c.send(key, v, &req).await?;
+            let p = &r.topics[0].partitions[0];
+            anyhow::ensure!(p.error_code == 0 && p.offset > 0, "{p:?}");
+        }
+        ApiKey::Metadata => {
+            // All topics: an empty list at v0, null from v1 on.
+            let req = if v == 0 {
+                MetadataRequest::default().with_topics(Some(vec![]))
+            } else {
+                MetadataRequest::default().with_topics(None)
+            };
+            let r: MetadataResponse = c.send(key, v, &req).await?;
+            anyhow::ensure!(
+                r.brokers.len() == 1
+                    && r.topics
+                        .iter()
+                        .any(|t| t.name.as_ref().is_some_and(|n| n.as_str() == "vt")),
+                "{r:?}"
+            );
+        }
+        ApiKey::ApiVersions => {
+            let req = ApiVersionsRequest::default()
+                .with_client_software_name(s("strand-tests"))
+                .with_client_software_version(s("1"));
+            let r: ApiVersionsResponse = c.send(key, v, &req).await?;
+            anyhow::ensure!(
+                r.error_code == 0 && r.api_keys.len() == SUPPORTED.len(),
+                "{r:?}"
+            );
+        }
+        ApiKey::CreateTopics | ApiKey::DeleteTopics => {
+            let t = format!("ct-{}-{v}", key as i16);
+            let req = CreateTopicsRequest::default()
+                .with_timeout_ms(5000)
+                .with_topics(vec![create_topics_request::CreatableTopic::default()
+                    .with_name(name(&t))
+                    .with_num_partitions(2)
+                    .with_replication_factor(1)]);
+            let cv = if key == ApiKey::CreateTopics { v } else { 7 };
+            let r: CreateTopicsResponse = c.send(ApiKey::CreateTopics, cv, &req).await?;
+            anyhow::ensure!(r.topics[0].error_code == 0, "{r:?}");
+            if key == ApiKey::DeleteTopics {
+                let req = if v >= 6 {
+                    DeleteTopicsRequest::default()
+                        .with_topics(vec![delete_topics_request::DeleteTopicState::default()
+                            .with_name(Some(name(&t)))])
+                } else {
+                    DeleteTopicsRequest::default().with_topic_names(vec![name(&t)])
+                };
+                let r: DeleteTopicsResponse = c.send(key, v, &req).await?;
+                anyhow::ensure!(r.responses[0].error_code == 0, "{r:?}");
+            }
+        }
+        ApiKey::DescribeConfigs => {
+            let req = DescribeConfigsRequest::default()
+                .with_include_synonyms(true)
+                .with_resources(vec![
+                    describe_configs_request::DescribeConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(s("vt")),
+                ]);
+            let r: DescribeConfigsResponse = c.send(key, v, &req).await?;
+            anyhow::ensure!(
+                r.results[0].error_code == 0
+                    && r.results[0]
+                        .configs
+                        .iter()
+                        .any(|c| c.name.as_str() == "retention.ms"),
+                "{r:?}"
+            );
+        }
+        ApiKey::AlterConfigs => {
+            let req = AlterConfigsRequest::default().with_resources(vec![
+                alter_configs_request::AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s("vt"))
+                    .with_configs(vec![alter_configs_request::AlterableConfig::default()
+                        .with_name(s("retention.ms"))
+                        .with_value(Some(s("100000")))]),
+            ]);
+            let r: AlterConfigsResponse = c.send(key, v, &req).await?;
+            anyhow::ensure!(r.responses[0].error_code == 0, "{r:?}");
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+                incremental_alter_configs_request::AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s("vt"))
+                    .with_configs(vec![
+                        incremental_alter_configs_request::AlterableConfig::default()
+                            .with_name(s("segment.ms"))
+                            .with_config_operation(0)
+                            .with_value(Some(s("3600000"))),
+                    ]),
+            ]);
+            let r: IncrementalAlterConfigsResponse = c.send(key, v, &req).await?;
+            anyhow::ensure!(r.responses[0].error_code == 0, "{r:?}");
+        }
+        ApiKey::DescribeLogDirs => {
+            let r: DescribeLogDirsResponse = c
+                .send(key, v, &DescribeLogDirsRequest::default().with_topics(None))
+                .await?;
+            anyhow::ensure!(
+                r.results.len() == 1 && r.results[0].topics.iter().any(|t| t.name.as_str() == "vt"),
+                "{r:?}"
+            );
+        }
+        ApiKey::CreatePartitions => {
+            *partitions += 1;
+            let req = CreatePartitionsRequest::default()
+                .with_timeout_ms(5000)
+                .with_topics(vec![
+                    create_partitions_request::CreatePartitionsTopic::default()
+                        .with_name(name("vt"))
+                        .with_count(*partitions),
+                ]);
+            let r: CreatePartitionsResponse = c.send(key, v, &req).await?;
+            anyhow::ensure!(r.results[0].error_code == 0, "{r:?}");
+        }
+        ApiKey::DescribeCluster => {
+            let r: DescribeClusterResponse = c
+                .send(
+                    key,
+                    v,
+                    &DescribeClusterRequest::default().with_endpoint_type(1),
+                )
+                .await?;
+            anyhow::ensure!(
+                r.error_code == 0 && r.brokers.len() == 1 && !r.cluster_id.is_empty(),
+                "{r:?}"
+            );
+        }
+        other => anyhow::bail!("no check written for advertised API {other:?}"),
+    }
+    Ok(())
+}
