@@ -22,5 +22,7 @@ pub mod api;
 pub mod batch;
 pub mod fetch;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 
 pub use kafka_protocol;

@@ -1,0 +1,65 @@
+//! Entry points for fuzzing: what the broker does with untrusted bytes before any handler
+//! runs. The `fuzz/` targets call these, and `tests/fuzz_replay.rs` replays seeds, their
+//! truncations and mutations, and every file under `fuzz/corpus/`, on stable Rust in CI.
+
+use bytes::Bytes;
+use kafka_protocol::messages::*;
+
+use crate::api::is_supported;
+use crate::batch::validate_record_set;
+use crate::frame::{decode_body, frame_len, RequestFrame};
+
+/// Frame bytes allowed in a fuzz run (the broker's limit is a config; any value will do).
+const FRAME_BYTES_MAX: usize = 1 << 20;
+
+/// A size-prefixed request: frame, header, body at its version and, for Produce, every
+/// partition's record set through batch validation. Must never panic.
+pub fn request(data: &[u8]) {
+    let Some(prefix) = data.get(..4) else { return };
+    let Ok(n) = frame_len(
+        [prefix[0], prefix[1], prefix[2], prefix[3]],
+        FRAME_BYTES_MAX,
+    ) else {
+        return;
+    };
+    let rest = &data[4..];
+    let frame = Bytes::copy_from_slice(&rest[..n.min(rest.len())]);
+    let Ok(frame) = RequestFrame::parse(frame) else {
+        return;
+    };
+    if !is_supported(frame.api_key, frame.version()) {
+        return; // the broker closes the connection
+    }
+    let f = &frame;
+    match f.api_key {
+        ApiKey::Produce => {
+            if let Ok(p) = decode_body::<ProduceRequest>(f) {
+                for t in &p.topic_data {
+                    for pd in &t.partition_data {
+                        if let Some(records) = &pd.records {
+                            let _ = validate_record_set(records, FRAME_BYTES_MAX);
+                        }
+                    }
+                }
+            }
+        }
+        ApiKey::Fetch => drop(decode_body::<FetchRequest>(f)),
+        ApiKey::ListOffsets => drop(decode_body::<ListOffsetsRequest>(f)),
+        ApiKey::Metadata => drop(decode_body::<MetadataRequest>(f)),
+        ApiKey::ApiVersions => drop(decode_body::<ApiVersionsRequest>(f)),
+        ApiKey::CreateTopics => drop(decode_body::<CreateTopicsRequest>(f)),
+        ApiKey::DeleteTopics => drop(decode_body::<DeleteTopicsRequest>(f)),
+        ApiKey::DescribeConfigs => drop(decode_body::<DescribeConfigsRequest>(f)),
+        ApiKey::AlterConfigs => drop(decode_body::<AlterConfigsRequest>(f)),
+        ApiKey::DescribeLogDirs => drop(decode_body::<DescribeLogDirsRequest>(f)),
+        ApiKey::CreatePartitions => drop(decode_body::<CreatePartitionsRequest>(f)),
+        ApiKey::IncrementalAlterConfigs => drop(decode_body::<IncrementalAlterConfigsRequest>(f)),
+        ApiKey::DescribeCluster => drop(decode_body::<DescribeClusterRequest>(f)),
+        _ => {}
+    }
+}
+
+/// A record set as a producer sends it. Must never panic.
+pub fn record_set(data: &[u8]) {
+    let _ = validate_record_set(data, FRAME_BYTES_MAX);
+}
