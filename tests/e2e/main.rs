@@ -1,5 +1,7 @@
 //! End-to-end tests: real brokers on loopback, driven by raw protocol requests.
 
+#![allow(clippy::unwrap_used)] // tests
+
 mod admin;
 mod bad_input;
 mod data;

@@ -22,6 +22,8 @@
 //! # }
 //! ```
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod broker;
 pub mod config;
 pub mod connection;

@@ -23,6 +23,8 @@
 //! assert_eq!(image.topic("orders").unwrap().partitions.len(), 3);
 //! ```
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod config;
 pub mod controller;
 pub mod image;

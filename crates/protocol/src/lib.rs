@@ -18,6 +18,8 @@
 //! assert!(frame_len([0, 0, 1, 0], 100).is_err());
 //! ```
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod api;
 pub mod batch;
 pub mod fetch;

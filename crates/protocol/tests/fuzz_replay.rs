@@ -2,6 +2,8 @@
 //! advertised API and version, a batch for every codec), every truncation of each, a fixed
 //! number of seeded byte mutations, and every file under `fuzz/corpus/`. None may panic.
 
+#![allow(clippy::unwrap_used)] // tests
+
 use std::path::Path;
 
 use bytes::{BufMut, BytesMut};

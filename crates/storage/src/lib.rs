@@ -31,6 +31,8 @@
 //! assert_eq!(log.log_end_offset(), 0);
 //! ```
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod config;
 pub mod epoch;
 pub mod error;

@@ -1,5 +1,7 @@
 //! Partition log behaviour over real files.
 
+#![allow(clippy::unwrap_used)] // tests
+
 use bytes::BytesMut;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
