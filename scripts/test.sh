@@ -82,7 +82,7 @@ fi
 "$VENV/bin/python" - <<'PY'
 import confluent_kafka, kafka, pytest, sys
 print("python", sys.version.split()[0],
-      "| confluent-kafka", confluent_kafka.version()[0],
+      "| confluent-kafka", confluent_kafka.__version__,
       "(librdkafka %s)" % confluent_kafka.libversion()[0],
       "| kafka-python", kafka.__version__, "| pytest", pytest.__version__)
 PY

@@ -197,7 +197,6 @@ def consume_range(bootstrap: str, topic: str, partition: int, start: int,
                         continue
                     raise AssertionError(f"consumer error on {topic}[{partition}]: {err}")
                 out.append(m)
-        # Nothing beyond what was asked for should show up quickly either.
         return out
     finally:
         c.close()

@@ -22,11 +22,14 @@ from confluent_kafka.admin import ConfigResource, ResourceType
 from helpers import (DeliveryLog, admin, consume_all, consume_range, consumer,
                      create_topic, produce_all, producer, unique, wait_until)
 
-_FILLER = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_FILLER = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" * 70
 
 
 def value_for(seq: int) -> bytes:
-    return b"rec-%08d-" % seq + _FILLER[seq % 20: seq % 20 + 40]
+    # ~4 KiB: big enough that produce requests (and their fsyncs) take long
+    # enough for some to be in flight when the broker is killed (most runs
+    # see a few thousand records fail with a transport error).
+    return b"rec-%08d-" % seq + _FILLER[seq % 20: seq % 20 + 4000]
 
 
 def seq_of(value: bytes) -> int:

@@ -185,11 +185,11 @@ impl BrokerConfig {
         Ok(out)
     }
 
-    /// Keys from `STRAND_*` environment variables.
+    /// Keys from `STRAND_*` environment variables (`STRAND_LOG`, the log filter, excepted).
     pub fn from_env(vars: impl IntoIterator<Item = (String, String)>) -> BTreeMap<String, String> {
         vars.into_iter()
             .filter_map(|(k, v)| {
-                let rest = k.strip_prefix("STRAND_")?;
+                let rest = k.strip_prefix("STRAND_").filter(|r| *r != "LOG")?;
                 (!rest.is_empty()).then(|| (rest.to_ascii_lowercase().replace('_', "."), v))
             })
             .collect()
