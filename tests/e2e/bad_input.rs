@@ -69,14 +69,10 @@ async fn unknown_keys_and_versions_close_only_their_connection() -> anyhow::Resu
     c.write_raw(&out).await?;
     assert!(c.is_closed().await);
 
-    // An API Strand does not implement yet (FindCoordinator).
+    // An API Strand does not implement yet (InitProducerId).
     let mut c = broker.client().await?;
-    c.send_only(
-        ApiKey::FindCoordinator,
-        3,
-        &FindCoordinatorRequest::default(),
-    )
-    .await?;
+    c.send_only(ApiKey::InitProducerId, 4, &InitProducerIdRequest::default())
+        .await?;
     assert!(c.is_closed().await);
 
     let r: MetadataResponse = bystander

@@ -5,4 +5,5 @@
 mod admin;
 mod bad_input;
 mod data;
+mod groups;
 mod versions;

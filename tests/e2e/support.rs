@@ -162,3 +162,58 @@ pub async fn topic_id(c: &mut RawClient, topic: &str) -> anyhow::Result<uuid::Uu
     let resp: MetadataResponse = c.send(ApiKey::Metadata, 12, &req).await?;
     Ok(resp.topics[0].topic_id)
 }
+
+/// A simple-consumer commit (generation -1, no member) of `offset` for one partition.
+pub fn commit_request(
+    group: &str,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> OffsetCommitRequest {
+    OffsetCommitRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(name(topic))
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(partition)
+                        .with_committed_offset(offset),
+                ]),
+        ])
+}
+
+/// Joins `group` as its only member at JoinGroup `version` (answering MEMBER_ID_REQUIRED from
+/// v4); returns the member id and generation.
+pub async fn join_group(
+    c: &mut RawClient,
+    group: &str,
+    version: i16,
+) -> anyhow::Result<(String, i32)> {
+    let mut member = String::new();
+    for _ in 0..2 {
+        let req = JoinGroupRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_session_timeout_ms(10_000)
+            .with_rebalance_timeout_ms(10_000)
+            .with_member_id(s(&member))
+            .with_protocol_type(s("consumer"))
+            .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+            )
+            .with_name(s("range"))
+            .with_metadata(Bytes::from_static(b"m"))]);
+        let r: JoinGroupResponse = c.send(ApiKey::JoinGroup, version, &req).await?;
+        if r.error_code == kafka_protocol::error::ResponseError::MemberIdRequired.code() {
+            member = r.member_id.to_string();
+            continue;
+        }
+        anyhow::ensure!(r.error_code == 0, "join: {r:?}");
+        anyhow::ensure!(
+            r.leader == r.member_id && r.members.len() == 1,
+            "a lone member leads: {r:?}"
+        );
+        return Ok((r.member_id.to_string(), r.generation_id));
+    }
+    anyhow::bail!("MEMBER_ID_REQUIRED twice")
+}

@@ -7,7 +7,7 @@ use strand_tests::*;
 
 #[tokio::test]
 async fn every_advertised_api_answers_at_every_advertised_version() -> anyhow::Result<()> {
-    let broker = TestBroker::start(&[]).await?;
+    let broker = TestBroker::start(&[("group.initial.rebalance.delay.ms", "0")]).await?;
     let mut c = broker.client().await?;
     create_topic(&mut c, "vt", 1, &[]).await?;
     let id = topic_id(&mut c, "vt").await?;
@@ -201,6 +201,173 @@ async fn check(
                 r.error_code == 0 && r.brokers.len() == 1 && !r.cluster_id.is_empty(),
                 "{r:?}"
             );
+        }
+        ApiKey::FindCoordinator => {
+            let req = if v >= 4 {
+                FindCoordinatorRequest::default().with_coordinator_keys(vec![s("g")])
+            } else {
+                FindCoordinatorRequest::default().with_key(s("g"))
+            };
+            let r: FindCoordinatorResponse = c.send(key, v, &req).await?;
+            let (code, node) = if v >= 4 {
+                (r.coordinators[0].error_code, r.coordinators[0].node_id.0)
+            } else {
+                (r.error_code, r.node_id.0)
+            };
+            anyhow::ensure!(code == 0 && node == 1, "{r:?}");
+        }
+        ApiKey::JoinGroup => {
+            let (member, generation) = join_group(c, &format!("jg-{v}"), v).await?;
+            anyhow::ensure!(!member.is_empty() && generation == 1);
+        }
+        ApiKey::SyncGroup => {
+            let g = format!("sg-{v}");
+            let (member, generation) = join_group(c, &g, 5).await?;
+            let assignment = bytes::Bytes::from_static(b"mine");
+            let req = SyncGroupRequest::default()
+                .with_group_id(GroupId(s(&g)))
+                .with_generation_id(generation)
+                .with_member_id(s(&member))
+                .with_protocol_type(Some(s("consumer")).filter(|_| v >= 5))
+                .with_protocol_name(Some(s("range")).filter(|_| v >= 5))
+                .with_assignments(vec![
+                    sync_group_request::SyncGroupRequestAssignment::default()
+                        .with_member_id(s(&member))
+                        .with_assignment(assignment.clone()),
+                ]);
+            let r: SyncGroupResponse = c.send(key, v, &req).await?;
+            anyhow::ensure!(r.error_code == 0 && r.assignment == assignment, "{r:?}");
+        }
+        ApiKey::Heartbeat => {
+            let g = format!("hb-{v}");
+            let (member, generation) = join_group(c, &g, 5).await?;
+            let req = HeartbeatRequest::default()
+                .with_group_id(GroupId(s(&g)))
+                .with_generation_id(generation)
+                .with_member_id(s(&member));
+            let r: HeartbeatResponse = c.send(key, v, &req).await?;
+            anyhow::ensure!(r.error_code == 0, "{r:?}");
+        }
+        ApiKey::LeaveGroup => {
+            let g = format!("lg-{v}");
+            let (member, _) = join_group(c, &g, 5).await?;
+            let req = if v >= 3 {
+                LeaveGroupRequest::default()
+                    .with_group_id(GroupId(s(&g)))
+                    .with_members(vec![
+                        leave_group_request::MemberIdentity::default().with_member_id(s(&member))
+                    ])
+            } else {
+                LeaveGroupRequest::default()
+                    .with_group_id(GroupId(s(&g)))
+                    .with_member_id(s(&member))
+            };
+            let r: LeaveGroupResponse = c.send(key, v, &req).await?;
+            anyhow::ensure!(
+                r.error_code == 0 && r.members.iter().all(|m| m.error_code == 0),
+                "{r:?}"
+            );
+        }
+        ApiKey::OffsetCommit => {
+            let r: OffsetCommitResponse = c
+                .send(key, v, &commit_request("oc", "vt", 0, 7 + i64::from(v)))
+                .await?;
+            anyhow::ensure!(r.topics[0].partitions[0].error_code == 0, "{r:?}");
+        }
+        ApiKey::OffsetFetch => {
+            c.send::<_, OffsetCommitResponse>(
+                ApiKey::OffsetCommit,
+                8,
+                &commit_request("of", "vt", 0, 33),
+            )
+            .await?;
+            let committed = if v >= 8 {
+                let req = OffsetFetchRequest::default().with_groups(vec![
+                    offset_fetch_request::OffsetFetchRequestGroup::default()
+                        .with_group_id(GroupId(s("of")))
+                        .with_topics(Some(vec![
+                            offset_fetch_request::OffsetFetchRequestTopics::default()
+                                .with_name(name("vt"))
+                                .with_partition_indexes(vec![0]),
+                        ])),
+                ]);
+                let r: OffsetFetchResponse = c.send(key, v, &req).await?;
+                r.groups[0].topics[0].partitions[0].committed_offset
+            } else {
+                let req = OffsetFetchRequest::default()
+                    .with_group_id(GroupId(s("of")))
+                    .with_topics(Some(vec![
+                        offset_fetch_request::OffsetFetchRequestTopic::default()
+                            .with_name(name("vt"))
+                            .with_partition_indexes(vec![0]),
+                    ]));
+                let r: OffsetFetchResponse = c.send(key, v, &req).await?;
+                r.topics[0].partitions[0].committed_offset
+            };
+            anyhow::ensure!(committed == 33, "committed {committed}");
+        }
+        ApiKey::OffsetDelete => {
+            c.send::<_, OffsetCommitResponse>(
+                ApiKey::OffsetCommit,
+                8,
+                &commit_request("od", "vt", 0, 5),
+            )
+            .await?;
+            let req = OffsetDeleteRequest::default()
+                .with_group_id(GroupId(s("od")))
+                .with_topics(vec![
+                    offset_delete_request::OffsetDeleteRequestTopic::default()
+                        .with_name(name("vt"))
+                        .with_partitions(vec![
+                            offset_delete_request::OffsetDeleteRequestPartition::default()
+                                .with_partition_index(0),
+                        ]),
+                ]);
+            let r: OffsetDeleteResponse = c.send(key, v, &req).await?;
+            anyhow::ensure!(
+                r.error_code == 0 && r.topics[0].partitions[0].error_code == 0,
+                "{r:?}"
+            );
+        }
+        ApiKey::ListGroups => {
+            let r: ListGroupsResponse = c.send(key, v, &ListGroupsRequest::default()).await?;
+            anyhow::ensure!(
+                r.error_code == 0 && r.groups.iter().any(|g| g.group_id.as_str() == "oc"),
+                "{r:?}"
+            );
+        }
+        ApiKey::DescribeGroups => {
+            let g = format!("dg-{v}");
+            join_group(c, &g, 5).await?;
+            let r: DescribeGroupsResponse = c
+                .send(
+                    key,
+                    v,
+                    &DescribeGroupsRequest::default().with_groups(vec![GroupId(s(&g))]),
+                )
+                .await?;
+            let d = &r.groups[0];
+            anyhow::ensure!(
+                d.error_code == 0 && d.members.len() == 1 && d.protocol_type.as_str() == "consumer",
+                "{r:?}"
+            );
+        }
+        ApiKey::DeleteGroups => {
+            let g = format!("del-{v}");
+            c.send::<_, OffsetCommitResponse>(
+                ApiKey::OffsetCommit,
+                8,
+                &commit_request(&g, "vt", 0, 1),
+            )
+            .await?;
+            let r: DeleteGroupsResponse = c
+                .send(
+                    key,
+                    v,
+                    &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s(&g))]),
+                )
+                .await?;
+            anyhow::ensure!(r.results[0].error_code == 0, "{r:?}");
         }
         other => anyhow::bail!("no check written for advertised API {other:?}"),
     }

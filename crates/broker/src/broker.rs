@@ -42,6 +42,7 @@ pub struct Broker {
     pub logs: LogManager,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     pub flusher: Flusher,
+    pub groups: crate::groups::Groups,
     appended: watch::Sender<u64>,
 }
 
@@ -65,7 +66,9 @@ impl Broker {
             "metadata replayed"
         );
         let (appended, _) = watch::channel(0);
+        let groups = crate::groups::Groups::new(config.groups.clone());
         let broker = Arc::new(Self {
+            groups,
             config,
             cluster_id,
             image: RwLock::new(Arc::new(image)),
@@ -76,6 +79,8 @@ impl Broker {
             appended,
         });
         broker.load_partitions()?;
+        crate::groups::load(&broker);
+        crate::groups::start_ticker(&broker);
         Ok(broker)
     }
 

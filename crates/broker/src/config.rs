@@ -43,6 +43,15 @@ pub const BROKER_KEYS: &[(&str, &str)] = &[
     ("queued.max.requests", "500"),
     ("fetch.max.bytes", "57671680"),
     ("metadata.log.max.snapshot.records", "10000"),
+    ("offsets.topic.num.partitions", "50"),
+    ("offsets.topic.replication.factor", "3"),
+    ("offsets.topic.segment.bytes", "104857600"),
+    ("offsets.retention.minutes", "10080"),
+    ("offset.metadata.max.bytes", "4096"),
+    ("group.min.session.timeout.ms", "6000"),
+    ("group.max.session.timeout.ms", "1800000"),
+    ("group.max.size", "2147483647"),
+    ("group.initial.rebalance.delay.ms", "3000"),
 ];
 
 /// Synonyms Kafka accepts for a setting in another unit; folded into the `.ms` key.
@@ -68,6 +77,14 @@ pub struct BrokerConfig {
     pub queued_max_requests: usize,
     pub fetch_max_bytes: usize,
     pub metadata_snapshot_records: usize,
+    /// `offsets.topic.num.partitions`
+    pub offsets_topic_partitions: i32,
+    /// `offsets.topic.replication.factor` (capped by the number of brokers)
+    pub offsets_topic_replication_factor: i16,
+    /// `offsets.topic.segment.bytes`
+    pub offsets_topic_segment_bytes: i32,
+    /// The group coordinator's settings (`group.*`, `offsets.retention.minutes`, ...).
+    pub groups: strand_coordinator::GroupConfig,
     /// Every key set explicitly (file, environment, flags), after unit folding: what
     /// DescribeConfigs reports as STATIC_BROKER_CONFIG.
     pub static_config: BTreeMap<String, String>,
@@ -154,6 +171,43 @@ impl BrokerConfig {
                 "metadata.log.max.snapshot.records",
                 &get("metadata.log.max.snapshot.records"),
             )?,
+            offsets_topic_partitions: positive(
+                "offsets.topic.num.partitions",
+                &get("offsets.topic.num.partitions"),
+            )?,
+            offsets_topic_replication_factor: positive(
+                "offsets.topic.replication.factor",
+                &get("offsets.topic.replication.factor"),
+            )?,
+            offsets_topic_segment_bytes: positive(
+                "offsets.topic.segment.bytes",
+                &get("offsets.topic.segment.bytes"),
+            )?,
+            groups: strand_coordinator::GroupConfig {
+                min_session_timeout_ms: positive(
+                    "group.min.session.timeout.ms",
+                    &get("group.min.session.timeout.ms"),
+                )?,
+                max_session_timeout_ms: positive(
+                    "group.max.session.timeout.ms",
+                    &get("group.max.session.timeout.ms"),
+                )?,
+                max_size: positive::<i32>("group.max.size", &get("group.max.size"))? as usize,
+                initial_rebalance_delay_ms: parse::<i64>(
+                    "group.initial.rebalance.delay.ms",
+                    &get("group.initial.rebalance.delay.ms"),
+                )?
+                .max(0),
+                offsets_retention_ms: positive::<i64>(
+                    "offsets.retention.minutes",
+                    &get("offsets.retention.minutes"),
+                )?
+                .saturating_mul(60_000),
+                offset_metadata_max_bytes: positive(
+                    "offset.metadata.max.bytes",
+                    &get("offset.metadata.max.bytes"),
+                )?,
+            },
             static_config: set,
         };
         Ok(cfg)

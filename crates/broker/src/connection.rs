@@ -87,7 +87,7 @@ pub async fn serve(
                 break;
             }
         };
-        let reply = handlers::dispatch(&broker, frame).await;
+        let reply = handlers::dispatch(&broker, frame, peer).await;
         let close = matches!(reply, Reply::Close(_));
         if tx.send(reply).await.is_err() || close {
             break;

@@ -10,6 +10,7 @@
 //!   every metadata change is a record appended to the metadata log, then applied.
 //! * [`partition`]: a partition this broker leads.
 //! * `flusher`: group commit of fsyncs for `acks=all`.
+//! * [`groups`]: runs the group coordinator (`strand-coordinator`) against `__consumer_offsets`.
 //! * `sendfile`: file ranges to the socket without a user-space copy.
 //!
 //! ```no_run
@@ -28,6 +29,7 @@ pub mod broker;
 pub mod config;
 pub mod connection;
 mod flusher;
+pub mod groups;
 mod handlers;
 mod meta_properties;
 pub mod partition;

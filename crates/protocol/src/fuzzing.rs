@@ -55,6 +55,17 @@ pub fn request(data: &[u8]) {
         ApiKey::CreatePartitions => drop(decode_body::<CreatePartitionsRequest>(f)),
         ApiKey::IncrementalAlterConfigs => drop(decode_body::<IncrementalAlterConfigsRequest>(f)),
         ApiKey::DescribeCluster => drop(decode_body::<DescribeClusterRequest>(f)),
+        ApiKey::OffsetCommit => drop(decode_body::<OffsetCommitRequest>(f)),
+        ApiKey::OffsetFetch => drop(decode_body::<OffsetFetchRequest>(f)),
+        ApiKey::FindCoordinator => drop(decode_body::<FindCoordinatorRequest>(f)),
+        ApiKey::JoinGroup => drop(decode_body::<JoinGroupRequest>(f)),
+        ApiKey::Heartbeat => drop(decode_body::<HeartbeatRequest>(f)),
+        ApiKey::LeaveGroup => drop(decode_body::<LeaveGroupRequest>(f)),
+        ApiKey::SyncGroup => drop(decode_body::<SyncGroupRequest>(f)),
+        ApiKey::DescribeGroups => drop(decode_body::<DescribeGroupsRequest>(f)),
+        ApiKey::ListGroups => drop(decode_body::<ListGroupsRequest>(f)),
+        ApiKey::DeleteGroups => drop(decode_body::<DeleteGroupsRequest>(f)),
+        ApiKey::OffsetDelete => drop(decode_body::<OffsetDeleteRequest>(f)),
         _ => {}
     }
 }

@@ -96,6 +96,55 @@ fn body(key: ApiKey, version: i16, buf: &mut BytesMut) -> anyhow::Result<()> {
             .with_resources(vec![Default::default()])
             .encode(buf, version),
         ApiKey::DescribeCluster => DescribeClusterRequest::default().encode(buf, version),
+        ApiKey::OffsetCommit => OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_topics(vec![
+                offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(topic)
+                    .with_partitions(vec![Default::default()]),
+            ])
+            .encode(buf, version),
+        ApiKey::OffsetFetch if version >= 8 => OffsetFetchRequest::default()
+            .with_groups(vec![Default::default()])
+            .encode(buf, version),
+        ApiKey::OffsetFetch => OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .encode(buf, version),
+        ApiKey::FindCoordinator if version >= 4 => FindCoordinatorRequest::default()
+            .with_coordinator_keys(vec![StrBytes::from_static_str("g")])
+            .encode(buf, version),
+        ApiKey::FindCoordinator => FindCoordinatorRequest::default()
+            .with_key(StrBytes::from_static_str("g"))
+            .encode(buf, version),
+        ApiKey::JoinGroup => JoinGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+            )
+            .with_name(StrBytes::from_static_str("range"))])
+            .encode(buf, version),
+        ApiKey::Heartbeat => HeartbeatRequest::default().encode(buf, version),
+        ApiKey::LeaveGroup if version >= 3 => LeaveGroupRequest::default()
+            .with_members(vec![Default::default()])
+            .encode(buf, version),
+        ApiKey::LeaveGroup => LeaveGroupRequest::default().encode(buf, version),
+        ApiKey::SyncGroup => SyncGroupRequest::default()
+            .with_assignments(vec![Default::default()])
+            .encode(buf, version),
+        ApiKey::DescribeGroups => DescribeGroupsRequest::default()
+            .with_groups(vec![GroupId(StrBytes::from_static_str("g"))])
+            .encode(buf, version),
+        ApiKey::ListGroups => ListGroupsRequest::default().encode(buf, version),
+        ApiKey::DeleteGroups => DeleteGroupsRequest::default()
+            .with_groups_names(vec![GroupId(StrBytes::from_static_str("g"))])
+            .encode(buf, version),
+        ApiKey::OffsetDelete => OffsetDeleteRequest::default()
+            .with_topics(vec![
+                offset_delete_request::OffsetDeleteRequestTopic::default()
+                    .with_name(topic)
+                    .with_partitions(vec![Default::default()]),
+            ])
+            .encode(buf, version),
         other => anyhow::bail!("no seed for {other:?}"),
     }
 }

@@ -19,11 +19,19 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_log_dirs;
 mod fetch;
+mod find_coordinator;
+mod group_admin;
 mod list_offsets;
+mod membership;
 mod metadata;
+mod offsets;
 mod produce;
 
-pub async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame) -> Reply {
+pub async fn dispatch(
+    broker: &Arc<Broker>,
+    frame: RequestFrame,
+    peer: std::net::SocketAddr,
+) -> Reply {
     let key = frame.api_key;
     if !api::is_supported(key, frame.version()) {
         if key == ApiKey::ApiVersions {
@@ -62,6 +70,25 @@ pub async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame) -> Reply {
         }
         ApiKey::DescribeCluster => run(&frame, |r| describe_cluster::handle(broker, r)),
         ApiKey::DescribeLogDirs => run(&frame, |r| describe_log_dirs::handle(broker, r)),
+        ApiKey::FindCoordinator => {
+            run_async(&frame, |r| find_coordinator::handle(broker, &frame, r)).await
+        }
+        ApiKey::JoinGroup => match decode_body(&frame) {
+            Ok(r) => membership::join(broker, &frame, r, peer).await,
+            Err(e) => malformed(&frame, e),
+        },
+        ApiKey::SyncGroup => match decode_body(&frame) {
+            Ok(r) => membership::sync(broker, &frame, r).await,
+            Err(e) => malformed(&frame, e),
+        },
+        ApiKey::Heartbeat => run(&frame, |r| membership::heartbeat(broker, &frame, r)),
+        ApiKey::LeaveGroup => run_async(&frame, |r| membership::leave(broker, &frame, r)).await,
+        ApiKey::OffsetCommit => run_async(&frame, |r| offsets::commit(broker, &frame, r)).await,
+        ApiKey::OffsetFetch => run(&frame, |r| offsets::fetch(broker, &frame, r)),
+        ApiKey::OffsetDelete => run_async(&frame, |r| offsets::delete(broker, r)).await,
+        ApiKey::ListGroups => run(&frame, |r| group_admin::list(broker, &frame, r)),
+        ApiKey::DescribeGroups => run(&frame, |r| group_admin::describe(broker, &frame, r)),
+        ApiKey::DeleteGroups => run_async(&frame, |r| group_admin::delete(broker, r)).await,
         other => Reply::Close(format!("{other:?} is not implemented")),
     }
 }

@@ -52,6 +52,15 @@ pub fn handle(broker: &Arc<Broker>, frame: &RequestFrame, req: ProduceRequest) -
                 partition_responses.push(error(r, ResponseError::InvalidRequiredAcks, None));
                 continue;
             }
+            if name.as_deref() == Some(crate::groups::OFFSETS_TOPIC) {
+                // Only the coordinator writes there, as Kafka enforces.
+                partition_responses.push(error(
+                    r,
+                    ResponseError::InvalidTopicException,
+                    Some("Cannot append to internal topic __consumer_offsets".into()),
+                ));
+                continue;
+            }
             let partition = name.as_deref().and_then(|n| broker.partition(n, pd.index));
             let Some(partition) = partition else {
                 let e = if name.is_none() {

@@ -1,0 +1,137 @@
+//! OffsetCommit, OffsetFetch (one group, or several from v8) and OffsetDelete.
+
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::*;
+use strand_protocol::frame::RequestFrame;
+
+use super::str;
+use crate::broker::Broker;
+use crate::groups;
+
+pub async fn commit(
+    broker: &Broker,
+    frame: &RequestFrame,
+    req: OffsetCommitRequest,
+) -> OffsetCommitResponse {
+    let image = broker.image();
+    let exists = |topic: &str, p: i32| {
+        image
+            .topic(topic)
+            .is_some_and(|t| t.partitions.iter().any(|x| x.partition == p))
+    };
+    let version = frame.version();
+    match groups::run(broker, |c, now| {
+        c.commit_offsets(&req, version, now, exists)
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(code) => {
+            let mut r = OffsetCommitResponse::default();
+            r.topics = req
+                .topics
+                .iter()
+                .map(|t| {
+                    offset_commit_response::OffsetCommitResponseTopic::default()
+                        .with_name(t.name.clone())
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    offset_commit_response::OffsetCommitResponsePartition::default()
+                                        .with_partition_index(p.partition_index)
+                                        .with_error_code(code)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            r
+        }
+    }
+}
+
+pub fn fetch(
+    broker: &Broker,
+    frame: &RequestFrame,
+    req: OffsetFetchRequest,
+) -> OffsetFetchResponse {
+    let c = broker.groups.lock();
+    if frame.version() < 8 {
+        let wanted: Option<Vec<(String, Vec<i32>)>> = req.topics.as_ref().map(|ts| {
+            ts.iter()
+                .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
+                .collect()
+        });
+        let topics = c
+            .fetch_offsets(req.group_id.as_str(), wanted.as_deref())
+            .into_iter()
+            .map(|(topic, parts)| {
+                OffsetFetchResponseTopic::default()
+                    .with_name(TopicName(str(topic)))
+                    .with_partitions(
+                        parts
+                            .into_iter()
+                            .map(|(p, offset, epoch, meta)| {
+                                let r = OffsetFetchResponsePartition::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(offset)
+                                    .with_metadata(Some(str(meta)));
+                                if frame.version() >= 5 {
+                                    r.with_committed_leader_epoch(epoch)
+                                } else {
+                                    r
+                                }
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_topics(topics);
+    }
+    let groups = req
+        .groups
+        .iter()
+        .map(|g| {
+            let wanted: Option<Vec<(String, Vec<i32>)>> = g.topics.as_ref().map(|ts| {
+                ts.iter()
+                    .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
+                    .collect()
+            });
+            let topics = c
+                .fetch_offsets(g.group_id.as_str(), wanted.as_deref())
+                .into_iter()
+                .map(|(topic, parts)| {
+                    OffsetFetchResponseTopics::default()
+                        .with_name(TopicName(str(topic)))
+                        .with_partitions(
+                            parts
+                                .into_iter()
+                                .map(|(p, offset, epoch, meta)| {
+                                    OffsetFetchResponsePartitions::default()
+                                        .with_partition_index(p)
+                                        .with_committed_offset(offset)
+                                        .with_committed_leader_epoch(epoch)
+                                        .with_metadata(Some(str(meta)))
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            OffsetFetchResponseGroup::default()
+                .with_group_id(g.group_id.clone())
+                .with_topics(topics)
+        })
+        .collect();
+    OffsetFetchResponse::default().with_groups(groups)
+}
+
+pub async fn delete(broker: &Broker, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    match groups::run(broker, |c, _now| c.delete_offsets(&req)).await {
+        Ok(r) => r,
+        Err(code) => OffsetDeleteResponse::default().with_error_code(code),
+    }
+}
