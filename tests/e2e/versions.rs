@@ -369,6 +369,51 @@ async fn check(
                 .await?;
             anyhow::ensure!(r.results[0].error_code == 0, "{r:?}");
         }
+        ApiKey::ConsumerGroupHeartbeat | ApiKey::ConsumerGroupDescribe => {
+            let g = format!("cg-{}-{v}", key as i16);
+            let hv = if key == ApiKey::ConsumerGroupHeartbeat {
+                v
+            } else {
+                1
+            };
+            let member = if hv >= 1 {
+                uuid::Uuid::new_v4().simple().to_string()
+            } else {
+                String::new()
+            };
+            let req = ConsumerGroupHeartbeatRequest::default()
+                .with_group_id(GroupId(s(&g)))
+                .with_member_id(s(&member))
+                .with_member_epoch(0)
+                .with_rebalance_timeout_ms(10_000)
+                .with_subscribed_topic_names(Some(vec![name("vt")]));
+            let r: ConsumerGroupHeartbeatResponse =
+                c.send(ApiKey::ConsumerGroupHeartbeat, hv, &req).await?;
+            let parts: usize = r.assignment.as_ref().map_or(0, |a| {
+                a.topic_partitions.iter().map(|t| t.partitions.len()).sum()
+            });
+            anyhow::ensure!(
+                r.error_code == 0 && r.member_epoch > 0 && parts == *partitions as usize,
+                "{r:?}"
+            );
+            if key == ApiKey::ConsumerGroupDescribe {
+                let d: ConsumerGroupDescribeResponse = c
+                    .send(
+                        key,
+                        v,
+                        &ConsumerGroupDescribeRequest::default()
+                            .with_group_ids(vec![GroupId(s(&g))]),
+                    )
+                    .await?;
+                let grp = &d.groups[0];
+                anyhow::ensure!(
+                    grp.error_code == 0
+                        && grp.members.len() == 1
+                        && grp.group_state.as_str() == "Stable",
+                    "{d:?}"
+                );
+            }
+        }
         other => anyhow::bail!("no check written for advertised API {other:?}"),
     }
     Ok(())

@@ -52,6 +52,8 @@ pub const BROKER_KEYS: &[(&str, &str)] = &[
     ("group.max.session.timeout.ms", "1800000"),
     ("group.max.size", "2147483647"),
     ("group.initial.rebalance.delay.ms", "3000"),
+    ("group.consumer.session.timeout.ms", "45000"),
+    ("group.consumer.heartbeat.interval.ms", "5000"),
 ];
 
 /// Synonyms Kafka accepts for a setting in another unit; folded into the `.ms` key.
@@ -206,6 +208,14 @@ impl BrokerConfig {
                 offset_metadata_max_bytes: positive(
                     "offset.metadata.max.bytes",
                     &get("offset.metadata.max.bytes"),
+                )?,
+                consumer_session_timeout_ms: positive(
+                    "group.consumer.session.timeout.ms",
+                    &get("group.consumer.session.timeout.ms"),
+                )?,
+                consumer_heartbeat_interval_ms: positive(
+                    "group.consumer.heartbeat.interval.ms",
+                    &get("group.consumer.heartbeat.interval.ms"),
                 )?,
             },
             static_config: set,

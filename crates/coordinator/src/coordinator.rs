@@ -30,6 +30,10 @@ pub struct GroupConfig {
     pub offsets_retention_ms: i64,
     /// `offset.metadata.max.bytes`
     pub offset_metadata_max_bytes: usize,
+    /// `group.consumer.session.timeout.ms` (KIP-848 groups)
+    pub consumer_session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms` (KIP-848 groups)
+    pub consumer_heartbeat_interval_ms: i32,
 }
 
 impl Default for GroupConfig {
@@ -41,6 +45,8 @@ impl Default for GroupConfig {
             initial_rebalance_delay_ms: 3_000,
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
             offset_metadata_max_bytes: 4096,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
         }
     }
 }
@@ -63,7 +69,10 @@ pub struct Outcome {
 #[derive(Debug, Default)]
 pub struct GroupCoordinator {
     pub(crate) config: GroupConfig,
+    /// Classic groups, and the committed offsets of every group.
     pub(crate) groups: HashMap<String, Group>,
+    /// KIP-848 consumer groups (membership only; their offsets live in `groups`).
+    pub(crate) consumer_groups: HashMap<String, crate::consumer::ConsumerGroup>,
 }
 
 impl GroupCoordinator {
@@ -71,6 +80,7 @@ impl GroupCoordinator {
         Self {
             config,
             groups: HashMap::new(),
+            consumer_groups: HashMap::new(),
         }
     }
 
@@ -134,6 +144,7 @@ impl GroupCoordinator {
     pub fn tick(&mut self, now: i64) -> Outcome {
         let mut out = Outcome::default();
         self.tick_classic(now, &mut out);
+        self.tick_consumer(now);
         self.expire_offsets(now, &mut out);
         out
     }
@@ -198,8 +209,20 @@ impl GroupCoordinator {
         let group_id = req.group_id.to_string();
         let member_id = req.member_id.to_string();
         let generation = req.generation_id_or_member_epoch;
+        let consumer = self
+            .consumer_groups
+            .get_mut(&group_id)
+            .filter(|g| !g.members.is_empty());
         let group_error = if group_id.is_empty() {
             Some(E::InvalidGroupId)
+        } else if let Some(cg) = consumer {
+            // KIP-848 groups: the member's epoch stands in for the generation.
+            match cg.members.get_mut(&member_id) {
+                None if generation < 0 && member_id.is_empty() => Some(E::UnknownMemberId),
+                None => Some(E::UnknownMemberId),
+                Some(m) if generation != m.member_epoch => Some(E::StaleMemberEpoch),
+                Some(_) => None,
+            }
         } else {
             match self.groups.get_mut(&group_id) {
                 None if generation < 0 => None,
@@ -428,24 +451,41 @@ impl GroupCoordinator {
             .iter()
             .map(|s| s.to_ascii_lowercase())
             .collect();
-        let mut groups: Vec<&Group> = self
+        // (id, protocol type, state, type)
+        let mut listed: Vec<(String, String, &'static str, &'static str)> = self
             .groups
             .values()
-            .filter(|g| states.is_empty() || states.contains(&g.state.name().to_ascii_lowercase()))
-            .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
-            .collect();
-        groups.sort_by(|a, b| a.id.cmp(&b.id));
-        let groups = groups
-            .into_iter()
+            .filter(|g| !self.consumer_groups.contains_key(&g.id))
             .map(|g| {
+                (
+                    g.id.clone(),
+                    g.protocol_type.clone().unwrap_or_default(),
+                    g.state.name(),
+                    "classic",
+                )
+            })
+            .collect();
+        listed.extend(
+            self.consumer_groups
+                .values()
+                .map(|g| (g.id.clone(), "consumer".to_string(), g.state(), "consumer")),
+        );
+        listed.retain(|(_, _, state, kind)| {
+            (states.is_empty() || states.contains(&state.to_ascii_lowercase()))
+                && (types.is_empty() || types.iter().any(|t| t == kind))
+        });
+        listed.sort();
+        let groups = listed
+            .into_iter()
+            .map(|(id, protocol_type, state, kind)| {
                 let mut l = list_groups_response::ListedGroup::default()
-                    .with_group_id(GroupId(s(g.id.clone())))
-                    .with_protocol_type(s(g.protocol_type.clone().unwrap_or_default()));
+                    .with_group_id(GroupId(s(id)))
+                    .with_protocol_type(s(protocol_type));
                 if version >= 4 {
-                    l.group_state = s(g.state.name());
+                    l.group_state = s(state);
                 }
                 if version >= 5 {
-                    l.group_type = s("classic");
+                    l.group_type = s(kind);
                 }
                 l
             })
@@ -516,6 +556,15 @@ impl GroupCoordinator {
             .map(|id| {
                 let r = delete_groups_response::DeletableGroupResult::default()
                     .with_group_id(id.clone());
+                if let Some(cg) = self.consumer_groups.get(id.as_str()) {
+                    if !cg.members.is_empty() {
+                        return r.with_error_code(E::NonEmptyGroup.code());
+                    }
+                    self.consumer_groups.remove(id.as_str());
+                    if !self.groups.contains_key(id.as_str()) {
+                        return r;
+                    }
+                }
                 let code = match self.groups.get(id.as_str()) {
                     None => E::GroupIdNotFound.code(),
                     Some(g) if !g.members.is_empty() || g.state != GroupState::Empty => {

@@ -7,6 +7,7 @@
 //! * [`records`]: `__consumer_offsets` keys and values in Kafka's formats.
 //! * [`group`]: a group, its members and state.
 //! * [`classic`]: JoinGroup / SyncGroup / Heartbeat / LeaveGroup and their timeouts.
+//! * [`consumer`]: KIP-848 consumer groups: ConsumerGroupHeartbeat, server-side assignors.
 //! * [`coordinator`]: the coordinator: offsets, group admin, replay, `tick`.
 //!
 //! Held requests: JoinGroup and SyncGroup often cannot be answered at once. The caller gives
@@ -22,11 +23,13 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod classic;
+pub mod consumer;
 pub mod coordinator;
 pub mod group;
 pub mod records;
 
 pub use classic::ClientInfo;
+pub use consumer::TopicsView;
 pub use coordinator::{GroupConfig, GroupCoordinator, Outcome, Reply};
 pub use group::{GroupState, RequestId};
 pub use records::GroupRecord;

@@ -66,6 +66,8 @@ pub fn request(data: &[u8]) {
         ApiKey::ListGroups => drop(decode_body::<ListGroupsRequest>(f)),
         ApiKey::DeleteGroups => drop(decode_body::<DeleteGroupsRequest>(f)),
         ApiKey::OffsetDelete => drop(decode_body::<OffsetDeleteRequest>(f)),
+        ApiKey::ConsumerGroupHeartbeat => drop(decode_body::<ConsumerGroupHeartbeatRequest>(f)),
+        ApiKey::ConsumerGroupDescribe => drop(decode_body::<ConsumerGroupDescribeRequest>(f)),
         _ => {}
     }
 }

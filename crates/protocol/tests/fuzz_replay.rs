@@ -145,6 +145,13 @@ fn body(key: ApiKey, version: i16, buf: &mut BytesMut) -> anyhow::Result<()> {
                     .with_partitions(vec![Default::default()]),
             ])
             .encode(buf, version),
+        ApiKey::ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_subscribed_topic_names(Some(vec![topic]))
+            .encode(buf, version),
+        ApiKey::ConsumerGroupDescribe => ConsumerGroupDescribeRequest::default()
+            .with_group_ids(vec![GroupId(StrBytes::from_static_str("g"))])
+            .encode(buf, version),
         other => anyhow::bail!("no seed for {other:?}"),
     }
 }

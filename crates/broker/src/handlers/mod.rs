@@ -13,6 +13,7 @@ use crate::connection::{Reply, Response};
 
 mod api_versions;
 mod configs;
+mod consumer_group;
 mod create_partitions;
 mod create_topics;
 mod delete_topics;
@@ -89,6 +90,14 @@ pub async fn dispatch(
         ApiKey::ListGroups => run(&frame, |r| group_admin::list(broker, &frame, r)),
         ApiKey::DescribeGroups => run(&frame, |r| group_admin::describe(broker, &frame, r)),
         ApiKey::DeleteGroups => run_async(&frame, |r| group_admin::delete(broker, r)).await,
+        ApiKey::ConsumerGroupHeartbeat => match decode_body(&frame) {
+            Ok(r) => respond(
+                &frame,
+                &consumer_group::heartbeat(broker, &frame, r, peer).await,
+            ),
+            Err(e) => malformed(&frame, e),
+        },
+        ApiKey::ConsumerGroupDescribe => run(&frame, |r| consumer_group::describe(broker, r)),
         other => Reply::Close(format!("{other:?} is not implemented")),
     }
 }

@@ -1,0 +1,59 @@
+//! ConsumerGroupHeartbeat and ConsumerGroupDescribe: KIP-848 consumer groups, assigned by
+//! the broker (`strand_coordinator::consumer`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::*;
+use strand_coordinator::{ClientInfo, TopicsView};
+use strand_protocol::frame::RequestFrame;
+
+use crate::broker::{now_ms, Broker};
+use crate::groups::ensure_offsets_topic;
+
+pub async fn heartbeat(
+    broker: &Broker,
+    frame: &RequestFrame,
+    req: ConsumerGroupHeartbeatRequest,
+    peer: SocketAddr,
+) -> ConsumerGroupHeartbeatResponse {
+    // Members commit offsets next: make sure there is somewhere to put them.
+    if let Err(e) = ensure_offsets_topic(broker).await {
+        return ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(ResponseError::CoordinatorNotAvailable.code())
+            .with_error_message(Some(super::str(e.message)));
+    }
+    let image = broker.image();
+    let topics: TopicsView = image
+        .topics
+        .values()
+        .map(|t| (t.name.clone(), (t.id, t.partitions.len() as i32)))
+        .collect();
+    let client = ClientInfo {
+        client_id: frame
+            .header
+            .client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        client_host: format!("/{}", peer.ip()),
+    };
+    broker
+        .groups
+        .lock()
+        .consumer_heartbeat(&req, client, &topics, now_ms())
+}
+
+pub fn describe(
+    broker: &Broker,
+    req: ConsumerGroupDescribeRequest,
+) -> ConsumerGroupDescribeResponse {
+    let image = broker.image();
+    let names: BTreeMap<uuid::Uuid, String> = image
+        .topics
+        .values()
+        .map(|t| (t.id, t.name.clone()))
+        .collect();
+    broker.groups.lock().consumer_describe(&req, &names)
+}
