@@ -268,6 +268,9 @@ impl BrokerConfig {
                 .and_then(|v| v.parse::<i64>().ok())
                 .unwrap_or(dflt)
         };
+        let policy: Vec<&str> = resolved
+            .get("cleanup.policy")
+            .map_or(vec!["delete"], |p| p.split(',').map(str::trim).collect());
         LogConfig {
             segment_bytes: num("segment.bytes", d.segment_bytes as i64).max(14) as u64,
             segment_ms: num("segment.ms", d.segment_ms).max(1),
@@ -278,6 +281,18 @@ impl BrokerConfig {
                 Some("LogAppendTime") => TimestampType::LogAppendTime,
                 _ => TimestampType::CreateTime,
             },
+            delete_policy: policy.iter().any(|p| *p == "delete"),
+            compact_policy: policy.iter().any(|p| *p == "compact"),
+            retention_ms: num("retention.ms", d.retention_ms),
+            retention_bytes: num("retention.bytes", d.retention_bytes),
+            file_delete_delay_ms: num("file.delete.delay.ms", d.file_delete_delay_ms).max(0),
+            delete_retention_ms: num("delete.retention.ms", d.delete_retention_ms).max(0),
+            min_compaction_lag_ms: num("min.compaction.lag.ms", d.min_compaction_lag_ms).max(0),
+            max_compaction_lag_ms: num("max.compaction.lag.ms", d.max_compaction_lag_ms).max(1),
+            min_cleanable_dirty_ratio: resolved
+                .get("min.cleanable.dirty.ratio")
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(d.min_cleanable_dirty_ratio),
         }
     }
 }

@@ -1,5 +1,7 @@
 //! `strand`: the one binary. Subcommands are thin; the work lives in the library crates.
 
+mod dump_log;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -29,6 +31,8 @@ enum Command {
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
+    /// Print and check segment and index files (what Kafka's kafka-dump-log does).
+    DumpLog(dump_log::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,6 +49,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Broker { config, overrides } => run_broker(config, overrides),
+        Command::DumpLog(args) => std::process::exit(dump_log::run_cli(&args)),
     }
 }
 

@@ -184,12 +184,14 @@ impl<'a> BatchHeader<'a> {
     pub fn last_offset_delta(&self) -> i32 {
         i32_at(self.0, LAST_OFFSET_DELTA_AT)
     }
+    /// Saturating: a garbage header read from disk must not overflow.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset() + i64::from(self.last_offset_delta())
+        self.base_offset()
+            .saturating_add(i64::from(self.last_offset_delta()))
     }
     /// The offset after this batch.
     pub fn next_offset(&self) -> i64 {
-        self.last_offset() + 1
+        self.last_offset().saturating_add(1)
     }
     pub fn base_timestamp(&self) -> i64 {
         i64_at(self.0, BASE_TIMESTAMP_AT)

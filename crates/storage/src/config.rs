@@ -9,7 +9,7 @@ pub enum TimestampType {
 }
 
 /// The per-partition settings the log needs, under Kafka's topic config names.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll the active segment before it grows past this.
     pub segment_bytes: u64,
@@ -21,6 +21,24 @@ pub struct LogConfig {
     pub max_message_bytes: usize,
     /// `message.timestamp.type`.
     pub timestamp_type: TimestampType,
+    /// `cleanup.policy` contains `delete`: old segments go by age and size.
+    pub delete_policy: bool,
+    /// `cleanup.policy` contains `compact`: the cleaner keeps the latest value per key.
+    pub compact_policy: bool,
+    /// `retention.ms` (-1: no limit).
+    pub retention_ms: i64,
+    /// `retention.bytes` (-1: no limit).
+    pub retention_bytes: i64,
+    /// `file.delete.delay.ms`: how long a deleted segment's files stay (renamed `.deleted`).
+    pub file_delete_delay_ms: i64,
+    /// `delete.retention.ms`: how long tombstones survive compaction.
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`
+    pub max_compaction_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio`
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 impl Default for LogConfig {
@@ -31,6 +49,15 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             max_message_bytes: 1_048_588,
             timestamp_type: TimestampType::CreateTime,
+            delete_policy: true,
+            compact_policy: false,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            file_delete_delay_ms: 60_000,
+            delete_retention_ms: 24 * 3600 * 1000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_dirty_ratio: 0.5,
         }
     }
 }

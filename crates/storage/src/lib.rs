@@ -43,5 +43,5 @@ pub mod segment;
 
 pub use config::{LogConfig, TimestampType};
 pub use error::{LogError, Result};
-pub use log::{AppendInfo, FileSlice, OpenReport, PartitionLog, SyncTarget};
+pub use log::{AppendInfo, FileSlice, OpenReport, PartitionLog, RetentionOutcome, SyncTarget};
 pub use manager::{FoundPartition, LogManager};

@@ -84,6 +84,17 @@ pub struct PartitionLog {
     /// Everything below this offset is on stable storage.
     recovery_point: i64,
     epochs: LeaderEpochCache,
+    /// Files of deleted segments and when they may be removed (`file.delete.delay.ms`).
+    pending_deletes: Vec<(PathBuf, i64)>,
+}
+
+/// What a retention pass deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    pub segments: usize,
+    pub bytes: u64,
+    /// Why: "time", "size" or "log start".
+    pub reasons: Vec<&'static str>,
 }
 
 impl PartitionLog {
@@ -109,7 +120,11 @@ impl PartitionLog {
                 if let Ok(base) = stem.parse::<i64>() {
                     bases.push(base);
                 }
-            } else if name.ends_with(".tmp") || name.ends_with(".tmp-index") {
+            } else if name.ends_with(".tmp")
+                || name.ends_with(".tmp-index")
+                || name.ends_with(".deleted")
+            {
+                // Leftovers of an interrupted write, or of a deletion waiting out file.delete.delay.ms.
                 let _ = std::fs::remove_file(entry.path());
             }
         }
@@ -161,6 +176,7 @@ impl PartitionLog {
             high_watermark: 0,
             recovery_point: 0,
             epochs: LeaderEpochCache::load(dir)?,
+            pending_deletes: Vec::new(),
         };
         let end = log.log_end_offset();
         log.epochs.truncate_from_end(end)?;
@@ -347,6 +363,20 @@ impl PartitionLog {
             if min_one_batch && len < first.size {
                 len = first.size.min(available);
             }
+            if let Some((bad, offset, reason)) =
+                seg.verify_range(first.position, first.position + len)?
+            {
+                tracing::error!(dir = %self.dir.display(), offset, position = bad, %reason, "corrupt batch in segment; not serving it");
+                if bad <= first.position {
+                    return Err(LogError::Corrupt {
+                        what: "batch",
+                        path: seg.log_path().to_owned(),
+                        position: bad,
+                        reason: format!("offset {offset}: {reason}"),
+                    });
+                }
+                len = bad - first.position;
+            }
             if len == 0 {
                 return Ok(None);
             }
@@ -357,6 +387,129 @@ impl PartitionLog {
             }));
         }
         Ok(None)
+    }
+
+    /// Moves the log start offset up to `offset` (from a checkpoint, DeleteRecords or
+    /// retention), never past the log end, and drops segments wholly below it.
+    pub fn set_log_start_offset(&mut self, offset: i64, now_ms: i64) -> Result<RetentionOutcome> {
+        let offset = offset.min(self.log_end_offset());
+        if offset > self.log_start_offset {
+            self.log_start_offset = offset;
+        }
+        let mut out = RetentionOutcome::default();
+        while self.segments.len() > 1 {
+            let Some(first) = self.segments.values().next() else {
+                break;
+            };
+            if first.next_offset() > self.log_start_offset {
+                break;
+            }
+            self.remove_oldest(now_ms, &mut out, "log start")?;
+        }
+        Ok(out)
+    }
+
+    /// DeleteRecords: makes everything below `offset` unreadable (-1: the high watermark).
+    /// Returns the new low watermark (log start offset).
+    pub fn delete_records(&mut self, offset: i64, now_ms: i64) -> Result<i64> {
+        let target = if offset == -1 {
+            self.high_watermark
+        } else {
+            offset
+        };
+        if target < 0 || target > self.high_watermark {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: self.high_watermark,
+            });
+        }
+        self.set_log_start_offset(target, now_ms)?;
+        Ok(self.log_start_offset)
+    }
+
+    /// Deletes closed segments past `retention.ms` (by their largest timestamp) or beyond
+    /// `retention.bytes`, oldest first. The active segment is never deleted here.
+    pub fn apply_retention(&mut self, now_ms: i64) -> Result<RetentionOutcome> {
+        let mut out = self.set_log_start_offset(self.log_start_offset, now_ms)?;
+        if !self.config.delete_policy {
+            return Ok(out);
+        }
+        while self.segments.len() > 1 {
+            let Some(first) = self.segments.values().next() else {
+                break;
+            };
+            let by_time = self.config.retention_ms >= 0 && {
+                // Without record timestamps, the file's age stands in (as in Kafka).
+                let newest = if first.max_timestamp() >= 0 {
+                    first.max_timestamp()
+                } else {
+                    std::fs::metadata(first.log_path())
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map_or(now_ms, |d| d.as_millis() as i64)
+                };
+                now_ms - newest > self.config.retention_ms
+            };
+            let by_size = self.config.retention_bytes >= 0
+                && self.size_bytes().saturating_sub(first.size())
+                    >= self.config.retention_bytes as u64;
+            let reason = match (by_time, by_size) {
+                (true, _) => "time",
+                (false, true) => "size",
+                (false, false) => break,
+            };
+            self.remove_oldest(now_ms, &mut out, reason)?;
+        }
+        Ok(out)
+    }
+
+    fn remove_oldest(
+        &mut self,
+        now_ms: i64,
+        out: &mut RetentionOutcome,
+        reason: &'static str,
+    ) -> Result<()> {
+        let Some((&base, _)) = self.segments.iter().next() else {
+            return Ok(());
+        };
+        let Some(seg) = self.segments.remove(&base) else {
+            return Ok(());
+        };
+        let next_base = self
+            .segments
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or_else(|| seg.next_offset());
+        self.log_start_offset = self.log_start_offset.max(next_base);
+        self.high_watermark = self.high_watermark.max(self.log_start_offset);
+        self.recovery_point = self.recovery_point.max(self.log_start_offset);
+        out.segments += 1;
+        out.bytes += seg.size();
+        out.reasons.push(reason);
+        let due = now_ms.saturating_add(self.config.file_delete_delay_ms);
+        for path in seg.rename_to_deleted()? {
+            self.pending_deletes.push((path, due));
+        }
+        tracing::info!(dir = %self.dir.display(), base, reason, log_start_offset = self.log_start_offset, "deleted segment");
+        Ok(())
+    }
+
+    /// Removes the files of deleted segments whose delay is over.
+    pub fn purge_deleted(&mut self, now_ms: i64) {
+        self.pending_deletes.retain(|(path, due)| {
+            if *due > now_ms {
+                return true;
+            }
+            if let Err(e) = std::fs::remove_file(path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove deleted segment file");
+                }
+            }
+            false
+        });
     }
 
     /// The segment files holding data not yet fsynced, and the offset durable once they are.

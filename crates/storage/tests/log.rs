@@ -275,3 +275,154 @@ fn fsync_bookkeeping() {
     assert_eq!(log.recovery_point(), 2);
     assert!(log.sync_target().is_none());
 }
+
+fn lifecycle_config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 2048,
+        index_interval_bytes: 256,
+        file_delete_delay_ms: 1_000,
+        ..LogConfig::default()
+    }
+}
+
+#[test]
+fn retention_by_time_deletes_old_closed_segments_and_keeps_the_active_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        retention_ms: 2_000,
+        ..lifecycle_config()
+    };
+    let (mut log, _) = PartitionLog::open(dir.path(), config, true, 0, 0).unwrap();
+    for i in 0..40 {
+        log.append(&mut batch(5, 10_000 + i, Compression::None), 0, 0)
+            .unwrap();
+    }
+    log.update_high_watermark(log.log_end_offset());
+    let segments = log.segment_count();
+    assert!(segments > 3);
+    // Nothing is older than 2 s at t = 11 s.
+    assert_eq!(log.apply_retention(11_000).unwrap().segments, 0);
+    // At t = 100 s every closed segment is; the active one stays.
+    let out = log.apply_retention(100_000).unwrap();
+    assert_eq!(out.segments, segments - 1);
+    assert_eq!(log.segment_count(), 1);
+    assert!(log.log_start_offset() > 0);
+    assert!(matches!(
+        log.read(0, 1 << 20, 200, true),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(
+        read_all(&log).first().map(|r| r.0),
+        Some(log.log_start_offset())
+    );
+    // Files linger as .deleted until file.delete.delay.ms is over.
+    let deleted = || {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".deleted")
+            })
+            .count()
+    };
+    assert!(deleted() > 0);
+    log.purge_deleted(100_500);
+    assert!(deleted() > 0);
+    log.purge_deleted(101_001);
+    assert_eq!(deleted(), 0);
+}
+
+#[test]
+fn retention_by_size_and_compact_only_topics() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        retention_bytes: 4096,
+        retention_ms: -1,
+        ..lifecycle_config()
+    };
+    let (mut log, _) = PartitionLog::open(dir.path(), config.clone(), true, 0, 0).unwrap();
+    for i in 0..60 {
+        log.append(&mut batch(5, i, Compression::None), 0, 0)
+            .unwrap();
+    }
+    log.apply_retention(0).unwrap();
+    assert!(log.size_bytes() <= 4096 + 2048, "size {}", log.size_bytes());
+    assert!(log.segment_count() >= 2);
+
+    let dir = tempfile::tempdir().unwrap();
+    let compact_only = LogConfig {
+        delete_policy: false,
+        compact_policy: true,
+        retention_ms: 1,
+        ..lifecycle_config()
+    };
+    let (mut log, _) = PartitionLog::open(dir.path(), compact_only, true, 0, 0).unwrap();
+    for i in 0..40 {
+        log.append(&mut batch(5, i, Compression::None), 0, 0)
+            .unwrap();
+    }
+    assert_eq!(
+        log.apply_retention(1_000_000).unwrap().segments,
+        0,
+        "retention does not apply to compact-only topics"
+    );
+}
+
+#[test]
+fn delete_records_moves_the_log_start_never_past_the_high_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = PartitionLog::open(dir.path(), lifecycle_config(), true, 0, 0).unwrap();
+    for i in 0..40 {
+        log.append(&mut batch(5, i, Compression::None), 0, 0)
+            .unwrap();
+    }
+    log.update_high_watermark(150);
+    assert!(log.delete_records(151, 0).is_err());
+    assert_eq!(log.delete_records(77, 0).unwrap(), 77);
+    assert_eq!(log.log_start_offset(), 77);
+    assert!(matches!(
+        log.read(76, 1 << 20, 150, true),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert!(log.read(77, 1 << 20, 150, true).unwrap().is_some());
+    assert!(log.delete_records(10, 0).unwrap() == 77, "never moves back");
+    assert_eq!(log.delete_records(-1, 0).unwrap(), 150);
+}
+
+#[test]
+fn a_flipped_bit_in_a_cleanly_closed_segment_is_never_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = PartitionLog::open(dir.path(), LogConfig::default(), true, 0, 0).unwrap();
+    let mut sizes = Vec::new();
+    for i in 0..10 {
+        let mut b = batch(4, i, Compression::None);
+        sizes.push(b.len());
+        log.append(&mut b, 0, 0).unwrap();
+    }
+    log.close().unwrap();
+    // Flip a byte inside the 6th batch's records (offsets 20..23).
+    let seg = dir.path().join("00000000000000000000.log");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let at: usize = sizes[..5].iter().sum::<usize>() + sizes[5] - 3;
+    bytes[at] ^= 0x01;
+    std::fs::write(&seg, &bytes).unwrap();
+    // A clean open trusts the indexes; the bad batch is caught when it is read.
+    let (log, report) = PartitionLog::open(dir.path(), LogConfig::default(), true, 40, 0).unwrap();
+    assert!(report.recovered.is_empty());
+    let s = log.read(0, 1 << 20, 40, true).unwrap().unwrap();
+    assert_eq!(
+        s.len,
+        sizes[..5].iter().sum::<usize>(),
+        "served up to the corrupt batch only"
+    );
+    let err = log.read(20, 1 << 20, 40, true).unwrap_err();
+    assert!(matches!(err, LogError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("offset 20"), "{err}");
+    assert!(
+        log.read(24, 1 << 20, 40, true).unwrap().is_some(),
+        "later batches are still readable"
+    );
+}
