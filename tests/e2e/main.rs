@@ -6,4 +6,5 @@ mod admin;
 mod bad_input;
 mod data;
 mod groups;
+mod lifecycle;
 mod versions;

@@ -414,6 +414,31 @@ async fn check(
                 );
             }
         }
+        ApiKey::DeleteRecords => {
+            // Produce three records to a fresh topic, then delete the first one.
+            let t = format!("dr-{v}");
+            create_topic(c, &t, 1, &[]).await?;
+            produce(
+                c,
+                &t,
+                0,
+                1,
+                batch(0, 3, 0, kafka_protocol::records::Compression::None),
+            )
+            .await?;
+            let req = DeleteRecordsRequest::default()
+                .with_timeout_ms(1000)
+                .with_topics(vec![delete_records_request::DeleteRecordsTopic::default()
+                    .with_name(name(&t))
+                    .with_partitions(vec![
+                        delete_records_request::DeleteRecordsPartition::default()
+                            .with_partition_index(0)
+                            .with_offset(1),
+                    ])]);
+            let r: DeleteRecordsResponse = c.send(key, v, &req).await?;
+            let p = &r.topics[0].partitions[0];
+            anyhow::ensure!(p.error_code == 0 && p.low_watermark == 1, "{r:?}");
+        }
         other => anyhow::bail!("no check written for advertised API {other:?}"),
     }
     Ok(())

@@ -81,6 +81,7 @@ impl Broker {
         broker.load_partitions()?;
         crate::groups::load(&broker);
         crate::groups::start_ticker(&broker);
+        start_retention(&broker);
         Ok(broker)
     }
 
@@ -338,33 +339,80 @@ impl Broker {
             .drain()
             .map(|(_, p)| p)
             .collect();
-        let mut points = Vec::new();
         let mut first_error = None;
-        for p in parts {
-            let mut log = p.log();
-            match log.flush() {
-                Ok(()) => points.push((
-                    p.tp.topic.clone(),
-                    p.tp.partition,
-                    log.recovery_point(),
-                    log.dir().to_owned(),
-                )),
-                Err(e) => {
-                    tracing::error!(partition = %p.tp, error = %e, "flush at shutdown failed");
-                    first_error.get_or_insert(e);
-                }
+        for p in &parts {
+            if let Err(e) = p.log().flush() {
+                tracing::error!(partition = %p.tp, error = %e, "flush at shutdown failed");
+                first_error.get_or_insert(e);
             }
         }
-        self.logs.write_recovery_points(
-            points
-                .iter()
-                .map(|(t, p, o, d)| (t.as_str(), *p, *o, d.as_path())),
-        )?;
+        self.logs.write_checkpoints(&checkpoint_entries(&parts))?;
         if let Some(e) = first_error {
             return Err(e);
         }
         self.logs.mark_clean_shutdown()
     }
+}
+
+fn checkpoint_entries(parts: &[Arc<Partition>]) -> Vec<strand_storage::CheckpointEntry> {
+    parts
+        .iter()
+        .map(|p| {
+            let log = p.log();
+            strand_storage::CheckpointEntry {
+                topic: p.tp.topic.clone(),
+                partition: p.tp.partition,
+                recovery_point: log.recovery_point(),
+                log_start_offset: log.log_start_offset(),
+                dir: log.dir().to_owned(),
+            }
+        })
+        .collect()
+}
+
+impl Broker {
+    /// Writes the recovery-point and log-start checkpoints of every partition.
+    pub fn checkpoint(&self) -> Result<(), strand_storage::LogError> {
+        self.logs
+            .write_checkpoints(&checkpoint_entries(&self.partitions()))
+    }
+
+    /// One retention pass over every partition: old segments by `retention.ms` /
+    /// `retention.bytes`, files whose `file.delete.delay.ms` is over, then the checkpoints.
+    pub fn retention_pass(&self) {
+        let now = now_ms();
+        let mut deleted = 0;
+        for p in self.partitions() {
+            let mut log = p.log();
+            match log.apply_retention(now) {
+                Ok(out) => deleted += out.segments,
+                Err(e) => tracing::error!(partition = %p.tp, error = %e, "retention failed"),
+            }
+            log.purge_deleted(now);
+        }
+        if deleted > 0 {
+            tracing::info!(segments = deleted, "retention deleted segments");
+        }
+        if let Err(e) = self.checkpoint() {
+            tracing::error!(error = %e, "cannot write checkpoints");
+        }
+    }
+}
+
+/// Runs [`Broker::retention_pass`] every `log.retention.check.interval.ms`.
+fn start_retention(broker: &Arc<Broker>) {
+    let weak = Arc::downgrade(broker);
+    let every_ms = broker.config.retention_check_interval_ms;
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_millis(every_ms));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            let Some(broker) = weak.upgrade() else { return };
+            let _ = tokio::task::spawn_blocking(move || broker.retention_pass()).await;
+        }
+    });
 }
 
 /// What a controller decision carries: its records.

@@ -52,6 +52,7 @@ pub const BROKER_KEYS: &[(&str, &str)] = &[
     ("group.max.session.timeout.ms", "1800000"),
     ("group.max.size", "2147483647"),
     ("group.initial.rebalance.delay.ms", "3000"),
+    ("log.retention.check.interval.ms", "300000"),
     ("group.consumer.session.timeout.ms", "45000"),
     ("group.consumer.heartbeat.interval.ms", "5000"),
 ];
@@ -79,6 +80,8 @@ pub struct BrokerConfig {
     pub queued_max_requests: usize,
     pub fetch_max_bytes: usize,
     pub metadata_snapshot_records: usize,
+    /// `log.retention.check.interval.ms`
+    pub retention_check_interval_ms: u64,
     /// `offsets.topic.num.partitions`
     pub offsets_topic_partitions: i32,
     /// `offsets.topic.replication.factor` (capped by the number of brokers)
@@ -172,6 +175,10 @@ impl BrokerConfig {
             metadata_snapshot_records: positive(
                 "metadata.log.max.snapshot.records",
                 &get("metadata.log.max.snapshot.records"),
+            )?,
+            retention_check_interval_ms: positive(
+                "log.retention.check.interval.ms",
+                &get("log.retention.check.interval.ms"),
             )?,
             offsets_topic_partitions: positive(
                 "offsets.topic.num.partitions",

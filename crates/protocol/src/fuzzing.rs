@@ -68,6 +68,7 @@ pub fn request(data: &[u8]) {
         ApiKey::OffsetDelete => drop(decode_body::<OffsetDeleteRequest>(f)),
         ApiKey::ConsumerGroupHeartbeat => drop(decode_body::<ConsumerGroupHeartbeatRequest>(f)),
         ApiKey::ConsumerGroupDescribe => drop(decode_body::<ConsumerGroupDescribeRequest>(f)),
+        ApiKey::DeleteRecords => drop(decode_body::<DeleteRecordsRequest>(f)),
         _ => {}
     }
 }

@@ -152,6 +152,11 @@ fn body(key: ApiKey, version: i16, buf: &mut BytesMut) -> anyhow::Result<()> {
         ApiKey::ConsumerGroupDescribe => ConsumerGroupDescribeRequest::default()
             .with_group_ids(vec![GroupId(StrBytes::from_static_str("g"))])
             .encode(buf, version),
+        ApiKey::DeleteRecords => DeleteRecordsRequest::default()
+            .with_topics(vec![delete_records_request::DeleteRecordsTopic::default()
+                .with_name(topic)
+                .with_partitions(vec![Default::default()])])
+            .encode(buf, version),
         other => anyhow::bail!("no seed for {other:?}"),
     }
 }

@@ -6,6 +6,7 @@
 //! <log.dir>/
 //!   .kafka_cleanshutdown                  present only after a clean stop
 //!   recovery-point-offset-checkpoint      per partition: offsets below are fsynced
+//!   log-start-offset-checkpoint           per partition: the first readable offset
 //!   orders-0/                             one directory per partition: <topic>-<partition>
 //!     00000000000000000000.log            record batches, byte for byte as produced
 //!     00000000000000000000.index          sparse offset index (relative offset, position)
@@ -44,4 +45,4 @@ pub mod segment;
 pub use config::{LogConfig, TimestampType};
 pub use error::{LogError, Result};
 pub use log::{AppendInfo, FileSlice, OpenReport, PartitionLog, RetentionOutcome, SyncTarget};
-pub use manager::{FoundPartition, LogManager};
+pub use manager::{CheckpointEntry, FoundPartition, LogManager};

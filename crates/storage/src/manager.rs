@@ -12,6 +12,18 @@ use crate::log::{OpenReport, PartitionLog};
 /// Present in a log dir only while the broker that wrote it is stopped after a clean shutdown.
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 pub const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
+pub const LOG_START_FILE: &str = "log-start-offset-checkpoint";
+
+/// One partition's line in the log dir checkpoints.
+#[derive(Debug, Clone)]
+pub struct CheckpointEntry {
+    pub topic: String,
+    pub partition: i32,
+    pub recovery_point: i64,
+    pub log_start_offset: i64,
+    /// The partition's directory (its parent is the log dir).
+    pub dir: PathBuf,
+}
 
 /// A partition directory found on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +38,27 @@ pub struct LogManager {
     dirs: Vec<PathBuf>,
     clean: HashMap<PathBuf, bool>,
     recovery_points: HashMap<(String, i32), i64>,
+    log_starts: HashMap<(String, i32), i64>,
+}
+
+/// Reads a `topic partition offset` checkpoint; a corrupt one is reported and ignored (the
+/// caller then falls back to the safe default).
+fn read_offsets(path: &Path, into: &mut HashMap<(String, i32), i64>) -> Result<()> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => match parse_named_checkpoint(&text, 2) {
+            Ok(entries) => {
+                for (topic, nums) in entries {
+                    into.insert((topic, nums[0] as i32), nums[1]);
+                }
+            }
+            Err(reason) => {
+                tracing::warn!(path = %path.display(), %reason, "ignoring corrupt checkpoint")
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(LogError::io(path)(e)),
+    }
+    Ok(())
 }
 
 /// `topic-partition` directory name for a partition.
@@ -39,6 +72,7 @@ impl LogManager {
     pub fn open(dirs: Vec<PathBuf>) -> Result<Self> {
         let mut clean = HashMap::new();
         let mut recovery_points = HashMap::new();
+        let mut log_starts = HashMap::new();
         for dir in &dirs {
             std::fs::create_dir_all(dir).map_err(LogError::io(dir))?;
             let marker = dir.join(CLEAN_SHUTDOWN_FILE);
@@ -47,26 +81,14 @@ impl LogManager {
                 std::fs::remove_file(&marker).map_err(LogError::io(&marker))?;
             }
             clean.insert(dir.clone(), was_clean);
-            let path = dir.join(RECOVERY_POINT_FILE);
-            match std::fs::read_to_string(&path) {
-                Ok(text) => match parse_named_checkpoint(&text, 2) {
-                    Ok(entries) => {
-                        for (topic, nums) in entries {
-                            recovery_points.insert((topic, nums[0] as i32), nums[1]);
-                        }
-                    }
-                    Err(reason) => {
-                        tracing::warn!(path = %path.display(), %reason, "ignoring corrupt recovery-point checkpoint; every segment will be scanned");
-                    }
-                },
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(LogError::io(&path)(e)),
-            }
+            read_offsets(&dir.join(RECOVERY_POINT_FILE), &mut recovery_points)?;
+            read_offsets(&dir.join(LOG_START_FILE), &mut log_starts)?;
         }
         Ok(Self {
             dirs,
             clean,
             recovery_points,
+            log_starts,
         })
     }
 
@@ -123,7 +145,13 @@ impl LogManager {
             .get(&(found.topic.clone(), found.partition))
             .copied()
             .unwrap_or(0);
-        PartitionLog::open(&found.dir, config, clean, recovery_point, now_ms)
+        let key = (found.topic.clone(), found.partition);
+        let (mut log, report) =
+            PartitionLog::open(&found.dir, config, clean, recovery_point, now_ms)?;
+        if let Some(start) = self.log_starts.get(&key) {
+            log.set_log_start_offset(*start, now_ms)?;
+        }
+        Ok((log, report))
     }
 
     /// Creates the log of a new partition in the log dir holding the fewest partitions.
@@ -159,23 +187,25 @@ impl LogManager {
         Ok(log)
     }
 
-    /// Writes the recovery-point checkpoint of every log dir: `(topic, partition, offset)`.
-    pub fn write_recovery_points<'a>(
-        &self,
-        points: impl IntoIterator<Item = (&'a str, i32, i64, &'a Path)>,
-    ) -> Result<()> {
-        let mut per_dir: HashMap<&Path, Vec<String>> = self
+    /// Writes both checkpoints (recovery points, log start offsets) of every log dir.
+    pub fn write_checkpoints(&self, entries: &[CheckpointEntry]) -> Result<()> {
+        let mut per_dir: HashMap<&Path, (Vec<String>, Vec<String>)> = self
             .dirs
             .iter()
-            .map(|d| (d.as_path(), Vec::new()))
+            .map(|d| (d.as_path(), Default::default()))
             .collect();
-        for (topic, partition, offset, log_dir) in points {
-            if let Some(lines) = log_dir.parent().and_then(|p| per_dir.get_mut(p)) {
-                lines.push(format!("{topic} {partition} {offset}"));
+        for e in entries {
+            if let Some((points, starts)) = e.dir.parent().and_then(|p| per_dir.get_mut(p)) {
+                points.push(format!("{} {} {}", e.topic, e.partition, e.recovery_point));
+                starts.push(format!(
+                    "{} {} {}",
+                    e.topic, e.partition, e.log_start_offset
+                ));
             }
         }
-        for (dir, lines) in per_dir {
-            write_checkpoint(&dir.join(RECOVERY_POINT_FILE), &lines)?;
+        for (dir, (points, starts)) in per_dir {
+            write_checkpoint(&dir.join(RECOVERY_POINT_FILE), &points)?;
+            write_checkpoint(&dir.join(LOG_START_FILE), &starts)?;
         }
         Ok(())
     }
