@@ -82,6 +82,9 @@ impl Broker {
         crate::groups::load(&broker);
         crate::groups::start_ticker(&broker);
         start_retention(&broker);
+        if broker.config.cleaner_enable {
+            start_cleaner(&broker);
+        }
         Ok(broker)
     }
 
@@ -413,6 +416,63 @@ fn start_retention(broker: &Arc<Broker>) {
             let _ = tokio::task::spawn_blocking(move || broker.retention_pass()).await;
         }
     });
+}
+
+impl Broker {
+    /// One compaction pass over every compacted partition. The partition is locked only to
+    /// plan and to install; reading and rewriting happen outside the lock.
+    pub fn cleaner_pass(&self) {
+        use strand_storage::cleaner;
+        for p in self.partitions() {
+            let now = now_ms();
+            let Some(plan) = cleaner::plan(&p.log(), now) else {
+                continue;
+            };
+            let started = std::time::Instant::now();
+            let mut throttle = cleaner::Throttle::new(self.config.cleaner_io_bytes_per_sec);
+            let (cleaned, stats) = match cleaner::build(&plan, now, &mut throttle) {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::error!(partition = %p.tp, error = %e, "compaction failed");
+                    continue;
+                }
+            };
+            let installed =
+                cleaner::install(&mut p.log(), cleaned, &stats, plan.clean_until, now_ms());
+            let secs = started.elapsed().as_secs_f64().max(1e-9);
+            match installed {
+                Ok(n) => tracing::info!(
+                    partition = %p.tp,
+                    segments = n,
+                    read_mb = stats.bytes_read as f64 / 1e6,
+                    written_mb = stats.bytes_written as f64 / 1e6,
+                    kept = stats.records_kept,
+                    dropped = stats.records_dropped,
+                    mb_per_s = stats.bytes_read as f64 / 1e6 / secs,
+                    "compacted"
+                ),
+                Err(e) => {
+                    tracing::error!(partition = %p.tp, error = %e, "installing compacted segments failed")
+                }
+            }
+        }
+    }
+}
+
+/// Runs [`Broker::cleaner_pass`] on its own thread every `log.cleaner.backoff.ms`.
+fn start_cleaner(broker: &Arc<Broker>) {
+    let weak = Arc::downgrade(broker);
+    let backoff = std::time::Duration::from_millis(broker.config.cleaner_backoff_ms);
+    let spawned = std::thread::Builder::new()
+        .name("log-cleaner".into())
+        .spawn(move || loop {
+            std::thread::sleep(backoff);
+            let Some(broker) = weak.upgrade() else { return };
+            broker.cleaner_pass();
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the log cleaner");
+    }
 }
 
 /// What a controller decision carries: its records.

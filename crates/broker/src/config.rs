@@ -53,6 +53,12 @@ pub const BROKER_KEYS: &[(&str, &str)] = &[
     ("group.max.size", "2147483647"),
     ("group.initial.rebalance.delay.ms", "3000"),
     ("log.retention.check.interval.ms", "300000"),
+    ("log.cleaner.enable", "true"),
+    ("log.cleaner.backoff.ms", "15000"),
+    (
+        "log.cleaner.io.max.bytes.per.second",
+        "1.7976931348623157E308",
+    ),
     ("group.consumer.session.timeout.ms", "45000"),
     ("group.consumer.heartbeat.interval.ms", "5000"),
 ];
@@ -82,6 +88,12 @@ pub struct BrokerConfig {
     pub metadata_snapshot_records: usize,
     /// `log.retention.check.interval.ms`
     pub retention_check_interval_ms: u64,
+    /// `log.cleaner.enable`
+    pub cleaner_enable: bool,
+    /// `log.cleaner.backoff.ms`: pause between compaction passes.
+    pub cleaner_backoff_ms: u64,
+    /// `log.cleaner.io.max.bytes.per.second`
+    pub cleaner_io_bytes_per_sec: f64,
     /// `offsets.topic.num.partitions`
     pub offsets_topic_partitions: i32,
     /// `offsets.topic.replication.factor` (capped by the number of brokers)
@@ -175,6 +187,12 @@ impl BrokerConfig {
             metadata_snapshot_records: positive(
                 "metadata.log.max.snapshot.records",
                 &get("metadata.log.max.snapshot.records"),
+            )?,
+            cleaner_enable: parse_bool("log.cleaner.enable", &get("log.cleaner.enable"))?,
+            cleaner_backoff_ms: positive("log.cleaner.backoff.ms", &get("log.cleaner.backoff.ms"))?,
+            cleaner_io_bytes_per_sec: parse::<f64>(
+                "log.cleaner.io.max.bytes.per.second",
+                &get("log.cleaner.io.max.bytes.per.second"),
             )?,
             retention_check_interval_ms: positive(
                 "log.retention.check.interval.ms",

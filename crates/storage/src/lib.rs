@@ -17,7 +17,7 @@
 //!
 //! Modules, from the bottom up: [`index`] (the two index files), [`segment`] (one `.log` file
 //! with its indexes, append, scan, recovery), [`epoch`] (leader-epoch cache and Kafka's
-//! checkpoint file format), [`log`] (a partition's segments: append with offset assignment,
+//! checkpoint file format), [`cleaner`] (log compaction), [`log`] (a partition's segments: append with offset assignment,
 //! reads as file ranges, fsync bookkeeping, lookups by timestamp), [`manager`] (the log dirs).
 //!
 //! Nothing here is thread-safe on its own: the broker holds each [`PartitionLog`] behind a lock
@@ -34,6 +34,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod cleaner;
 pub mod config;
 pub mod epoch;
 pub mod error;

@@ -86,6 +86,12 @@ pub struct PartitionLog {
     epochs: LeaderEpochCache,
     /// Files of deleted segments and when they may be removed (`file.delete.delay.ms`).
     pending_deletes: Vec<(PathBuf, i64)>,
+    /// Offsets from here on have not been compacted yet.
+    first_dirty_offset: i64,
+    /// When the first not-yet-compacted data arrived (for `max.compaction.lag.ms`).
+    dirty_since_ms: Option<i64>,
+    /// The oldest tombstone the last compaction kept.
+    oldest_tombstone_ms: Option<i64>,
 }
 
 /// What a retention pass deleted.
@@ -177,6 +183,9 @@ impl PartitionLog {
             recovery_point: 0,
             epochs: LeaderEpochCache::load(dir)?,
             pending_deletes: Vec::new(),
+            first_dirty_offset: 0,
+            dirty_since_ms: None,
+            oldest_tombstone_ms: None,
         };
         let end = log.log_end_offset();
         log.epochs.truncate_from_end(end)?;
@@ -216,6 +225,72 @@ impl PartitionLog {
     pub fn segment_count(&self) -> usize {
         self.segments.len()
     }
+
+    /// Closed segments (all but the active one) with their newest record's timestamp.
+    pub fn closed_segments(&self) -> Vec<(crate::cleaner::PlannedSegment, i64)> {
+        let n = self.segments.len().saturating_sub(1);
+        self.segments
+            .values()
+            .take(n)
+            .map(|s| {
+                let planned = crate::cleaner::PlannedSegment {
+                    base_offset: s.base_offset(),
+                    file: s.file().clone(),
+                    path: s.log_path().to_owned(),
+                    size: s.size(),
+                };
+                (planned, s.max_timestamp())
+            })
+            .collect()
+    }
+
+    pub fn first_dirty_offset(&self) -> i64 {
+        self.first_dirty_offset
+    }
+
+    pub fn dirty_since_ms(&self) -> Option<i64> {
+        self.dirty_since_ms
+    }
+
+    pub fn oldest_tombstone_ms(&self) -> Option<i64> {
+        self.oldest_tombstone_ms
+    }
+
+    /// Everything below `offset` is compacted; the oldest tombstone left is `oldest_tombstone_ms`.
+    pub fn mark_cleaned(&mut self, offset: i64, oldest_tombstone_ms: Option<i64>) {
+        self.first_dirty_offset = self.first_dirty_offset.max(offset);
+        self.dirty_since_ms = None;
+        self.oldest_tombstone_ms = oldest_tombstone_ms;
+    }
+
+    /// Replaces closed segment `base` with the file at `cleaned` if the segment still has
+    /// `expected_size` bytes; the new file is rescanned (CRCs, indexes). Readers holding the
+    /// old file keep reading it.
+    pub fn replace_closed_segment(
+        &mut self,
+        base: i64,
+        expected_size: u64,
+        cleaned: &Path,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let active = self.active().base_offset();
+        let Some(old) = self.segments.get(&base) else {
+            return Ok(false);
+        };
+        if base == active || old.size() != expected_size {
+            return Ok(false);
+        }
+        let path = old.log_path().to_owned();
+        std::fs::rename(cleaned, &path).map_err(LogError::io(&path))?;
+        let mut seg = Segment::open(&self.dir, base, self.config.index_interval_bytes, now_ms)?;
+        let batch_bytes_max = (self.config.max_message_bytes as u64).max(self.config.segment_bytes);
+        let report = seg.recover(batch_bytes_max)?;
+        if report.truncated_bytes > 0 {
+            tracing::error!(dir = %self.dir.display(), base, ?report, "cleaned segment failed its checks");
+        }
+        self.segments.insert(base, seg);
+        Ok(true)
+    }
     pub fn latest_epoch(&self) -> Option<i32> {
         self.epochs.latest_epoch()
     }
@@ -246,6 +321,23 @@ impl PartitionLog {
         now_ms: i64,
     ) -> Result<AppendInfo> {
         let infos = validate_record_set(records, self.config.max_message_bytes)?;
+        if self.config.compact_policy {
+            // As Kafka: a compacted topic keeps the latest value per key, so every record needs one.
+            for info in &infos {
+                let mut batch =
+                    Bytes::copy_from_slice(&records[info.position..info.position + info.size]);
+                let keyless = RecordBatchDecoder::decode(&mut batch)
+                    .map(|set| set.records.iter().any(|r| r.key.is_none()));
+                if !matches!(keyless, Ok(false)) {
+                    return Err(LogError::InvalidBatch(
+                        strand_protocol::batch::BatchError::InvalidRecord {
+                            position: info.position,
+                            reason: "Compacted topic cannot accept message without key".into(),
+                        },
+                    ));
+                }
+            }
+        }
         let log_append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
         let base_offset = self.log_end_offset();
         let mut next = base_offset;
@@ -281,6 +373,9 @@ impl PartitionLog {
             .unwrap_or(-1);
         self.maybe_roll(records.len() as u64, incoming_max_timestamp, now_ms)?;
         self.active_mut().append(records, &positions)?;
+        if self.config.compact_policy && self.dirty_since_ms.is_none() {
+            self.dirty_since_ms = Some(now_ms);
+        }
         self.epochs.assign(leader_epoch, base_offset)?;
         Ok(AppendInfo {
             base_offset,

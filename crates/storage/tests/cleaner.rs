@@ -1,0 +1,258 @@
+//! Log compaction over real files.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+
+use bytes::BytesMut;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use strand_storage::cleaner::clean_now;
+use strand_storage::{LogConfig, PartitionLog};
+
+/// `(key, value or tombstone)` records in one batch, timestamps `ts`.
+fn batch(records: &[(String, Option<String>)], ts: i64, compression: Compression) -> BytesMut {
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32,
+            timestamp: ts,
+            key: Some(k.clone().into()),
+            value: v.clone().map(Into::into),
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .unwrap();
+    buf
+}
+
+fn everything(log: &PartitionLog) -> Vec<(i64, String, Option<String>)> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    while let Some(slice) = log
+        .read(offset, 1 << 20, log.high_watermark(), true)
+        .unwrap()
+    {
+        let mut bytes = slice.read().unwrap();
+        let mut progressed = false;
+        while !bytes.is_empty() {
+            let Ok(set) = RecordBatchDecoder::decode(&mut bytes) else {
+                break;
+            };
+            for r in set.records {
+                if r.offset >= offset {
+                    out.push((
+                        r.offset,
+                        String::from_utf8(r.key.unwrap().to_vec()).unwrap(),
+                        r.value.map(|v| String::from_utf8(v.to_vec()).unwrap()),
+                    ));
+                    offset = r.offset + 1;
+                    progressed = true;
+                }
+            }
+        }
+        if !progressed {
+            break;
+        }
+    }
+    out
+}
+
+#[test]
+fn compaction_keeps_the_latest_value_per_key_and_drops_old_tombstones() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        compact_policy: true,
+        delete_policy: false,
+        segment_bytes: 16 << 10,
+        delete_retention_ms: 1_000,
+        ..LogConfig::default()
+    };
+    let (mut log, _) = PartitionLog::open(dir.path(), config, true, 0, 0).unwrap();
+    let codecs = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+    let mut latest: BTreeMap<String, (i64, Option<String>)> = BTreeMap::new();
+    let mut offset = 0i64;
+    // 10,000 updates over 100 keys, 20 per batch, codecs in turn; keys 0-9 end deleted.
+    for b in 0..500 {
+        let recs: Vec<(String, Option<String>)> = (0..20)
+            .map(|i| {
+                let n = b * 20 + i;
+                let key = format!("key-{}", n % 100);
+                let value = if n >= 9_900 && n % 100 < 10 {
+                    None
+                } else {
+                    Some(format!("v{n}"))
+                };
+                (key, value)
+            })
+            .collect();
+        for (k, v) in &recs {
+            latest.insert(k.clone(), (offset, v.clone()));
+            offset += 1;
+        }
+        log.append(&mut batch(&recs, 1_000, codecs[b % 5]), 0, 2_000)
+            .unwrap();
+    }
+    // One more batch so the last update is in a closed segment too.
+    log.roll(2_000).unwrap();
+    log.append(
+        &mut batch(
+            &[("other".into(), Some("x".into()))],
+            1_000,
+            Compression::None,
+        ),
+        0,
+        2_000,
+    )
+    .unwrap();
+    log.update_high_watermark(log.log_end_offset());
+    let before = log.size_bytes();
+    let stats = clean_now(&mut log, 1_500).unwrap().expect("a pass ran");
+    assert!(stats.records_dropped >= 9_800, "{stats:?}");
+    assert!(
+        log.size_bytes() < before / 10,
+        "{} -> {}",
+        before,
+        log.size_bytes()
+    );
+    let after = everything(&log);
+    // Exactly the latest record per key, at its original offset; tombstones still there.
+    let want: Vec<(i64, String, Option<String>)> = {
+        let mut v: Vec<_> = latest
+            .iter()
+            .map(|(k, (o, val))| (*o, k.clone(), val.clone()))
+            .collect();
+        v.push((10_000, "other".into(), Some("x".into())));
+        v.sort();
+        v
+    };
+    assert_eq!(after, want);
+    // No new dirty data: nothing to do.
+    assert!(clean_now(&mut log, 1_600).unwrap().is_none());
+    // Once delete.retention.ms has passed, a new pass drops the tombstones.
+    log.append(
+        &mut batch(
+            &[("key-50".into(), Some("new".into()))],
+            3_000,
+            Compression::Lz4,
+        ),
+        0,
+        3_000,
+    )
+    .unwrap();
+    log.roll(3_000).unwrap();
+    log.update_high_watermark(log.log_end_offset());
+    clean_now(&mut log, 5_000).unwrap().expect("a pass ran");
+    let after = everything(&log);
+    assert!(after.iter().all(|(_, _, v)| v.is_some()), "tombstones gone");
+    assert_eq!(
+        after
+            .iter()
+            .filter(|(_, k, _)| k.starts_with("key-"))
+            .count(),
+        90
+    );
+    assert_eq!(
+        after
+            .iter()
+            .find(|(_, k, _)| k == "key-50")
+            .map(|x| x.2.clone()),
+        Some(Some("new".into()))
+    );
+    // Offsets keep increasing with gaps; appends continue after the log end.
+    assert!(after.windows(2).all(|w| w[0].0 < w[1].0));
+    let info = log
+        .append(
+            &mut batch(&[("z".into(), Some("z".into()))], 3_000, Compression::None),
+            0,
+            3_000,
+        )
+        .unwrap();
+    assert_eq!(info.base_offset, 10_002);
+    // And the whole thing survives a clean restart.
+    log.close().unwrap();
+    let (log, report) = PartitionLog::open(
+        dir.path(),
+        LogConfig {
+            compact_policy: true,
+            ..LogConfig::default()
+        },
+        true,
+        10_003,
+        0,
+    )
+    .unwrap();
+    assert!(
+        report.recovered.is_empty() && report.rebuilt_indexes.is_empty(),
+        "{report:?}"
+    );
+    assert_eq!(everything(&log).len(), 92);
+}
+
+#[test]
+fn compacted_topics_refuse_keyless_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        compact_policy: true,
+        ..LogConfig::default()
+    };
+    let (mut log, _) = PartitionLog::open(dir.path(), config, true, 0, 0).unwrap();
+    let mut b = batch(&[("k".into(), Some("v".into()))], 0, Compression::None);
+    // Same batch shape without a key.
+    let records = vec![Record {
+        transactional: false,
+        control: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: 0,
+        timestamp: 0,
+        key: None,
+        value: Some("v".into()),
+        headers: Default::default(),
+        delete_horizon: false,
+    }];
+    let mut keyless = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut keyless,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::Zstd,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        log.append(&mut keyless, 0, 0)
+            .unwrap_err()
+            .kafka_error_code(),
+        87
+    );
+    assert_eq!(log.append(&mut b, 0, 0).unwrap().base_offset, 0);
+}
