@@ -496,7 +496,8 @@ impl PartitionLog {
             let Some(first) = self.segments.values().next() else {
                 break;
             };
-            if first.next_offset() > self.log_start_offset {
+            // A segment compaction emptied says nothing about the log start: keep it.
+            if first.is_empty() || first.next_offset() > self.log_start_offset {
                 break;
             }
             self.remove_oldest(now_ms, &mut out, "log start")?;
