@@ -23,7 +23,9 @@ reported:
     {"ev": "closed"}
 
 Records are reported *before* their offsets are committed (process, then
-commit), so every committed offset is covered by a reported record.
+commit), so every committed offset is covered by a reported record.  A
+commit that fails (e.g. REBALANCE_IN_PROGRESS) is retried every 0.5 s for
+the partitions the member still owns.
 
 Commands on stdin, one per line: ``close`` (consumer.close(), which sends
 LeaveGroup for dynamic members, then exit 0).  EOF on stdin is treated as
@@ -116,10 +118,14 @@ def main() -> int:
     threading.Thread(target=read_stdin, daemon=True).start()
 
     last_assignment = None
+    # Offsets handled but not yet committed (a commit failed, e.g. during a
+    # rebalance): retried for the partitions still owned, as an application
+    # (or auto commit) would, until they are committed.
+    pending = {}
+    last_attempt = 0.0
     while not stop.is_set():
         msgs = c.consume(num_messages=args.batch, timeout=0.1)
         recs = []
-        next_offsets = {}
         for m in msgs:
             err = m.error()
             if err is not None:
@@ -131,12 +137,19 @@ def main() -> int:
             key = m.key()
             recs.append([m.topic(), m.partition(), m.offset(),
                          key.decode("utf-8", "replace") if key is not None else None])
-            next_offsets[(m.topic(), m.partition())] = m.offset() + 1
+            pending[(m.topic(), m.partition())] = m.offset() + 1
         if recs:
             out.emit("recs", r=recs)
-        if next_offsets and not args.no_commit:
-            tps = [TopicPartition(t, p, o) for (t, p), o in sorted(next_offsets.items())]
-            listed = [[t, p, o] for (t, p), o in sorted(next_offsets.items())]
+        try:
+            owned = {(tp.topic, tp.partition) for tp in c.assignment()}
+        except KafkaException:
+            owned = set()
+        pending = {tp: o for tp, o in pending.items() if tp in owned}
+        retry_due = time.monotonic() - last_attempt >= 0.5
+        if pending and not args.no_commit and (recs or retry_due):
+            last_attempt = time.monotonic()
+            tps = [TopicPartition(t, p, o) for (t, p), o in sorted(pending.items())]
+            listed = [[t, p, o] for (t, p), o in sorted(pending.items())]
             try:
                 res = c.commit(offsets=tps, asynchronous=False)
                 bad = [tp for tp in (res or []) if tp.error is not None]
@@ -145,13 +158,11 @@ def main() -> int:
                     out.emit("commit_err", code=e.code(), name=e.name(), offsets=listed)
                 else:
                     out.emit("commit", offsets=listed)
+                    pending = {}
             except KafkaException as exc:
                 e = exc.args[0]
                 out.emit("commit_err", code=e.code(), name=e.name(), offsets=listed)
-        try:
-            now = parts_of(c.assignment())
-        except KafkaException:
-            now = last_assignment
+        now = sorted([t, p] for t, p in owned)
         if now != last_assignment:
             out.emit("assignment", parts=now)
             last_assignment = now

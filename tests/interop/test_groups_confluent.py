@@ -379,6 +379,43 @@ def test_commit_with_stale_generation_is_rejected(gbroker, members, kadmin):
     assert committed_offsets(bs, group, topic, [0]) == {0: 8}
 
 
+def test_commit_accepted_while_preparing_rebalance(gbroker, members, kadmin):
+    """Kafka accepts an OffsetCommit with the current generation while the
+    group is PreparingRebalance ("we rely on heartbeat response to eventually
+    notify the rebalance in progress signal to the consumer"); only
+    CompletingRebalance answers REBALANCE_IN_PROGRESS.  Member a heartbeats
+    every 8 s, so a join by another member leaves the group PreparingRebalance
+    long enough to commit in that state."""
+    bs = gbroker.bootstrap
+    topic = unique("prep")
+    group = unique("g-prep")
+    create_topic(bs, topic, partitions=2)
+    slow = {"session.timeout.ms": "30000", "heartbeat.interval.ms": "8000"}
+    a = members.start("a", bs, group, topic, slow, commit=False)
+    wait_split([a], topic, 2, JOIN_TIMEOUT_S, what="a owns both")
+    a_id = describe_group(bs, group).members[0].member_id
+
+    def state():
+        return describe_group(bs, group, timeout=5).state
+
+    for attempt in range(3):
+        wait_until(lambda: state() == ConsumerGroupState.STABLE, timeout=30,
+                   what="group Stable")
+        gens = [g for g in range(0, 15) if _commit(kadmin, group, g, a_id, topic, 1) == 0]
+        assert len(gens) == 1, gens
+        members.start(f"joiner{attempt}", bs, group, topic, slow, commit=False)
+        wait_until(lambda: state() == ConsumerGroupState.PREPARING_REBALANCING, timeout=15,
+                   what="group PreparingRebalance after a new member joined")
+        code = _commit(kadmin, group, gens[0], a_id, topic, 100 + attempt)
+        if state() == ConsumerGroupState.PREPARING_REBALANCING:
+            assert code == 0, (
+                f"OffsetCommit with the current generation {gens[0]} while the group was "
+                f"PreparingRebalance was refused with error {code} (Kafka accepts it)")
+            assert committed_offsets(bs, group, topic, [0]) == {0: 100 + attempt}
+            return
+    raise AssertionError("the group never stayed PreparingRebalance long enough to commit")
+
+
 @pytest.mark.parametrize("session_ms, overrides", [
     (3000, {}),                                          # below the 6000 minimum
     (20000, {"group.max.session.timeout.ms": "10000"}),  # above a lowered maximum

@@ -15,8 +15,8 @@ from kafka.admin import KafkaAdminClient
 
 from group_helpers import (CLASSIC_CONF, GROUP_OVERRIDES, JOIN_TIMEOUT_S,
                            SESSION_TIMEOUT_MS, MemberSet, bounce, describe_group,
-                           first_good_offsets, list_groups, run_restart_scenario,
-                           wait_split)
+                           first_good_offsets, list_groups, produce_keyed,
+                           run_restart_scenario, wait_committed, wait_split)
 from helpers import admin, create_topic, unique, wait_until
 
 
@@ -124,3 +124,53 @@ def test_static_members_survive_broker_restart(broker_factory, members, mode):
             f"restarted after the broker {mode}:\n{m.summary()}")
     d = describe_group(bs, group)
     assert sorted(x.group_instance_id for x in d.members) == ["inst-a", "inst-b", "inst-c"]
+
+
+@pytest.mark.slow
+def test_offsets_retention_and_restart(broker_factory, members):
+    """offsets.retention.minutes=1 (the smallest value; this test takes over
+    a minute): offsets of a group that became Empty expire a retention period
+    after it emptied, offsets committed without a group (admin) a retention
+    period after the commit, and both groups disappear; a group with an active
+    member subscribed to the topic keeps its offsets.  Expiry is durable: the
+    expired groups do not come back after a restart."""
+    broker = broker_factory({**GROUP_OVERRIDES, "offsets.retention.minutes": "1"})
+    bs = broker.bootstrap
+    topic = unique("retention")
+    create_topic(bs, topic, partitions=2)
+    delivered = produce_keyed(bs, topic, "ret", 20)
+    admin_only, left, active = (unique(f"g-ret-{n}") for n in ("admin", "left", "active"))
+    a = admin(bs)  # keep the handle alive until its future resolves
+    a.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(
+        admin_only, [TopicPartition(topic, 0, 5)])],
+        request_timeout=15)[admin_only].result(timeout=20)
+    t_admin = time.monotonic()
+    ml = members.start("left", bs, left, topic, CLASSIC_CONF)
+    ma = members.start("active", bs, active, topic, CLASSIC_CONF)
+    hw = {p: 1 + max(o for (pp, o) in delivered.values() if pp == p) for p in range(2)}
+    wait_committed(bs, left, topic, hw, timeout=30, members=[ml])
+    wait_committed(bs, active, topic, hw, timeout=30, members=[ma])
+    ml.close()
+    t_left = time.monotonic()
+
+    def groups():
+        return {g.group_id for g in list_groups(bs).valid}
+    # Nothing expires early.
+    time.sleep(max(0.0, 45 - (time.monotonic() - t_admin)))
+    assert {admin_only, left, active} <= groups()
+    assert first_good_offsets(bs, admin_only) == {(topic, 0): 5}
+    wait_until(lambda: admin_only not in groups(), timeout=30,
+               what="the admin-only group's offsets to expire")
+    assert time.monotonic() - t_admin >= 55, "admin offsets expired before 1 minute"
+    wait_until(lambda: left not in groups(), timeout=max(5.0, 75 - (time.monotonic() - t_left)),
+               what="the emptied group's offsets to expire")
+    assert time.monotonic() - t_left >= 55, "offsets of the emptied group expired before 1 minute"
+    assert first_good_offsets(bs, left) == {}
+    assert first_good_offsets(bs, active) == {(topic, p): hw[p] for p in range(2)}
+    ma.close()
+
+    bounce(broker, "sigterm")
+    listed = groups()
+    assert admin_only not in listed and left not in listed, listed
+    assert first_good_offsets(bs, left) == {} and first_good_offsets(bs, admin_only) == {}
+    assert first_good_offsets(bs, active) == {(topic, p): hw[p] for p in range(2)}

@@ -197,7 +197,16 @@ impl GroupCoordinator {
                         Reply::Sync(sync_reply(group, v, E::FencedInstanceId, Bytes::new())),
                     ));
                 }
-                let unchanged = m.same_protocols(&protocols);
+                // Kafka rebalances only if the group's selected protocol would change: the
+                // member must still offer it, with the same metadata. (After a coordinator
+                // restart only the selected protocol is known, so a full-list comparison would
+                // always differ.)
+                let unchanged = m.same_protocols(&protocols)
+                    || group.protocol.as_ref().is_some_and(|sel| {
+                        protocols
+                            .iter()
+                            .any(|(n, md)| n == sel && m.metadata(sel) == *md)
+                    });
                 m.id = new_id.clone();
                 m.client_id = client.client_id.clone();
                 m.client_host = client.client_host.clone();

@@ -44,7 +44,10 @@ pub struct ConsumerMember {
     pub client: ClientInfo,
     pub member_epoch: i32,
     pub previous_member_epoch: i32,
+    /// Topics the member subscribes to: its names, plus those matching its regex.
     pub subscribed: BTreeSet<String>,
+    pub subscribed_names: BTreeSet<String>,
+    pub subscribed_regex: Option<String>,
     pub server_assignor: Option<String>,
     pub rebalance_timeout_ms: i32,
     /// What the member owns (as told in our last answer).
@@ -263,6 +266,21 @@ pub fn assign(
     out
 }
 
+/// A member's topics: the names it gave, plus every non-internal topic its regex matches
+/// whole (as Kafka matches subscription regexes).
+fn resolve(names: &BTreeSet<String>, regex: Option<&str>, topics: &TopicsView) -> BTreeSet<String> {
+    let mut out = names.clone();
+    if let Some(re) = regex.and_then(|r| regex::Regex::new(&format!("^(?:{r})$")).ok()) {
+        out.extend(
+            topics
+                .keys()
+                .filter(|t| !t.starts_with("__") && re.is_match(t))
+                .cloned(),
+        );
+    }
+    out
+}
+
 fn to_wire(p: &Partitions) -> Vec<TopicPartitions> {
     p.iter()
         .map(|(t, ps)| {
@@ -328,6 +346,30 @@ impl GroupCoordinator {
             });
         let mut member_id = req.member_id.to_string();
 
+        if let Some(a) = req
+            .server_assignor
+            .as_ref()
+            .filter(|a| a.as_str() != "uniform" && a.as_str() != "range")
+        {
+            let msg = format!(
+                "ServerAssignor {} is not supported. Supported assignors: uniform, range.",
+                a.as_str()
+            );
+            return fail(E::UnsupportedAssignor, &msg);
+        }
+        // A static member leaving with -2 only steps away: it keeps its partitions until its
+        // session expires, and its next incarnation gets them back.
+        if req.member_epoch == STATIC_LEAVE_EPOCH {
+            let Some(m) = group.members.get_mut(&member_id) else {
+                return fail(E::UnknownMemberId, "Unknown member");
+            };
+            if m.instance_id.is_some() {
+                m.member_epoch = STATIC_LEAVE_EPOCH;
+                return ConsumerGroupHeartbeatResponse::default()
+                    .with_member_id(Some(s(member_id)))
+                    .with_member_epoch(STATIC_LEAVE_EPOCH);
+            }
+        }
         // Leaving.
         if req.member_epoch == LEAVE_EPOCH || req.member_epoch == STATIC_LEAVE_EPOCH {
             if group.members.remove(&member_id).is_none() {
@@ -339,18 +381,41 @@ impl GroupCoordinator {
                 .with_member_id(Some(s(member_id)))
                 .with_member_epoch(req.member_epoch);
         }
+        if let Some(re) = req
+            .subscribed_topic_regex
+            .as_ref()
+            .filter(|r| !r.is_empty())
+        {
+            if regex::Regex::new(&format!("^(?:{})$", re.as_str())).is_err() {
+                return fail(
+                    E::InvalidRegularExpression,
+                    &format!("Invalid regular expression {}", re.as_str()),
+                );
+            }
+        }
 
         // Joining, or identifying the member.
         if req.member_epoch == 0 {
             if member_id.is_empty() {
                 member_id = uuid::Uuid::new_v4().simple().to_string();
             }
-            let Some(subscribed) = &req.subscribed_topic_names else {
+            if req.subscribed_topic_names.is_none() && req.subscribed_topic_regex.is_none() {
                 return fail(
                     E::InvalidRequest,
-                    "SubscribedTopicNames must be set when joining",
+                    "SubscribedTopicNames or SubscribedTopicRegex must be set when joining",
                 );
-            };
+            }
+            let names: BTreeSet<String> = req
+                .subscribed_topic_names
+                .iter()
+                .flatten()
+                .map(|t| t.to_string())
+                .collect();
+            let regex = req
+                .subscribed_topic_regex
+                .as_ref()
+                .map(|r| r.to_string())
+                .filter(|r| !r.is_empty());
             if let Some(instance) = &req.instance_id {
                 // A static member coming back replaces its previous incarnation.
                 let old: Vec<String> = group
@@ -374,7 +439,7 @@ impl GroupCoordinator {
                     }
                 }
             }
-            let subscribed: BTreeSet<String> = subscribed.iter().map(|t| t.to_string()).collect();
+            let subscribed = resolve(&names, regex.as_deref(), topics);
             let existing = group
                 .members
                 .get(&member_id)
@@ -387,6 +452,8 @@ impl GroupCoordinator {
                 member_epoch: 0,
                 previous_member_epoch: -1,
                 subscribed: subscribed.clone(),
+                subscribed_names: names,
+                subscribed_regex: regex,
                 server_assignor: req.server_assignor.as_ref().map(|a| a.to_string()),
                 rebalance_timeout_ms: req.rebalance_timeout_ms,
                 assigned: existing
@@ -419,11 +486,16 @@ impl GroupCoordinator {
             }
             m.session_deadline_ms = now + session_ms;
             if let Some(sub) = &req.subscribed_topic_names {
-                let sub: BTreeSet<String> = sub.iter().map(|t| t.to_string()).collect();
-                if sub != m.subscribed {
-                    m.subscribed = sub;
-                    group.group_epoch += 1;
-                }
+                m.subscribed_names = sub.iter().map(|t| t.to_string()).collect();
+            }
+            if let Some(re) = &req.subscribed_topic_regex {
+                m.subscribed_regex = Some(re.to_string()).filter(|r| !r.is_empty());
+            }
+            // A regex picks up topics created since the last heartbeat.
+            let sub = resolve(&m.subscribed_names, m.subscribed_regex.as_deref(), topics);
+            if sub != m.subscribed {
+                m.subscribed = sub;
+                group.group_epoch += 1;
             }
             if let Some(owned) = owned {
                 // Revocations are confirmed when the member no longer reports them.

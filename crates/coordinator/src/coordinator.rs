@@ -246,10 +246,9 @@ impl GroupCoordinator {
                         m.session_deadline_ms = now + i64::from(m.session_timeout_ms);
                         if generation != g.generation {
                             Some(E::IllegalGeneration)
-                        } else if matches!(
-                            g.state,
-                            GroupState::PreparingRebalance | GroupState::CompletingRebalance
-                        ) {
+                        } else if g.state == GroupState::CompletingRebalance {
+                            // During PreparingRebalance commits are still fine, as in Kafka:
+                            // members commit before they give their partitions up.
                             Some(E::RebalanceInProgress)
                         } else {
                             None

@@ -370,6 +370,10 @@ fn commit(h: &mut Harness, member: &str, generation: i32, offset: i64) -> i16 {
 fn offsets_commit_checks_generation_and_survive_replay() {
     let (mut h, [a, _, _]) = stable_three();
     assert_eq!(commit(&mut h, &a, 2, 42), 0);
+    // A rebalance starts: members may still commit for the generation they hold (Kafka does).
+    let (_, _) = h.join(&a, None, &["range", "roundrobin"]);
+    assert_eq!(h.state(), GroupState::PreparingRebalance);
+    assert_eq!(commit(&mut h, &a, 2, 42), 0);
     assert_eq!(commit(&mut h, &a, 1, 43), E::IllegalGeneration.code());
     assert_eq!(commit(&mut h, "ghost", 2, 43), E::UnknownMemberId.code());
     assert_eq!(

@@ -164,6 +164,8 @@ fn assignors_balance_and_range_is_contiguous() {
                     member_epoch: 0,
                     previous_member_epoch: -1,
                     subscribed: ["t".to_string()].into(),
+                    subscribed_names: ["t".to_string()].into(),
+                    subscribed_regex: None,
                     server_assignor: None,
                     rebalance_timeout_ms: 0,
                     assigned: Default::default(),
@@ -202,4 +204,88 @@ fn assignors_balance_and_range_is_contiguous() {
         "{counts:?}"
     );
     assert!(u["a"][&T].iter().all(|p| *p < 7));
+}
+
+#[test]
+fn regex_subscriptions_static_leaves_and_unknown_assignors() {
+    let mut c = GroupCoordinator::new(GroupConfig::default());
+    let mut view = topics(2);
+    view.insert("pre-b".into(), (Uuid::from_u128(9), 1));
+    let join =
+        |member: &str, instance: Option<&str>, regex: Option<&str>, assignor: Option<&str>| {
+            ConsumerGroupHeartbeatRequest::default()
+                .with_group_id(GroupId(s("g")))
+                .with_member_id(s(member))
+                .with_member_epoch(0)
+                .with_instance_id(instance.map(s))
+                .with_subscribed_topic_regex(regex.map(s))
+                .with_subscribed_topic_names(if regex.is_some() {
+                    None
+                } else {
+                    Some(vec![TopicName(s("t"))])
+                })
+                .with_server_assignor(assignor.map(s))
+        };
+    let r = c.consumer_heartbeat(
+        &join("a", Some("i-a"), Some("pre-.*"), None),
+        ClientInfo::default(),
+        &view,
+        0,
+    );
+    assert_eq!(r.error_code, 0);
+    let parts: usize = r
+        .assignment
+        .unwrap()
+        .topic_partitions
+        .iter()
+        .map(|t| t.partitions.len())
+        .sum();
+    assert_eq!(parts, 1, "only pre-b matches");
+    let r = c.consumer_heartbeat(
+        &join("x", None, Some("(["), None),
+        ClientInfo::default(),
+        &view,
+        0,
+    );
+    assert_eq!(r.error_code, E::InvalidRegularExpression.code());
+    let r = c.consumer_heartbeat(
+        &join("y", None, None, Some("no-such")),
+        ClientInfo::default(),
+        &view,
+        0,
+    );
+    assert_eq!(r.error_code, E::UnsupportedAssignor.code());
+    // A static member stepping away (-2) keeps its partitions for its next incarnation.
+    let epoch = c.consumer_group("g").unwrap().group_epoch;
+    let leave = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_member_id(s("a"))
+        .with_member_epoch(-2)
+        .with_instance_id(Some(s("i-a")));
+    assert_eq!(
+        c.consumer_heartbeat(&leave, ClientInfo::default(), &view, 1)
+            .member_epoch,
+        -2
+    );
+    assert_eq!(
+        c.consumer_group("g").unwrap().group_epoch,
+        epoch,
+        "no rebalance"
+    );
+    let r = c.consumer_heartbeat(
+        &join("a2", Some("i-a"), Some("pre-.*"), None),
+        ClientInfo::default(),
+        &view,
+        2,
+    );
+    assert_eq!(r.error_code, 0);
+    let parts: usize = r
+        .assignment
+        .unwrap()
+        .topic_partitions
+        .iter()
+        .map(|t| t.partitions.len())
+        .sum();
+    assert_eq!(parts, 1);
+    assert_eq!(c.consumer_group("g").unwrap().members.len(), 1);
 }
