@@ -15,6 +15,9 @@ fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
 }
 
+/// `(partition, offset, leader epoch, metadata)`; offset -1 where nothing is committed.
+pub type CommittedOffset = (i32, i64, i32, String);
+
 /// Settings under Kafka's broker config names.
 #[derive(Debug, Clone)]
 pub struct GroupConfig {
@@ -322,7 +325,7 @@ impl GroupCoordinator {
         &self,
         group: &str,
         wanted: Option<&[(String, Vec<i32>)]>,
-    ) -> Vec<(String, Vec<(i32, i64, i32, String)>)> {
+    ) -> Vec<(String, Vec<CommittedOffset>)> {
         let g = self.groups.get(group);
         match wanted {
             Some(wanted) => wanted
@@ -341,7 +344,7 @@ impl GroupCoordinator {
                 })
                 .collect(),
             None => {
-                let mut by_topic: BTreeMap<String, Vec<(i32, i64, i32, String)>> = BTreeMap::new();
+                let mut by_topic: BTreeMap<String, Vec<CommittedOffset>> = BTreeMap::new();
                 if let Some(g) = g {
                     for ((t, p), v) in &g.offsets {
                         by_topic.entry(t.clone()).or_default().push((

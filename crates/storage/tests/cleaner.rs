@@ -256,3 +256,58 @@ fn compacted_topics_refuse_keyless_records() {
     );
     assert_eq!(log.append(&mut b, 0, 0).unwrap().base_offset, 0);
 }
+
+#[test]
+fn a_decompression_bomb_is_refused_not_inflated() {
+    // One record whose value is 300 MiB of zeros, zstd-compressed to a few KiB.
+    let value_len: usize = 300 << 20;
+    let mut record = Vec::new();
+    let varint = |v: i64, out: &mut Vec<u8>| {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        while z >= 0x80 {
+            out.push((z as u8) | 0x80);
+            z >>= 7;
+        }
+        out.push(z as u8);
+    };
+    let mut body = vec![0u8]; // attributes
+    varint(0, &mut body); // timestamp delta
+    varint(0, &mut body); // offset delta
+    varint(1, &mut body); // key length
+    body.push(b'k');
+    varint(value_len as i64, &mut body);
+    let tail_len = 1; // header count, after the value
+    varint((body.len() + value_len + tail_len) as i64, &mut record);
+    record.extend_from_slice(&body);
+    let reader = std::io::Read::chain(
+        std::io::Read::chain(
+            &record[..],
+            std::io::Read::take(std::io::repeat(0), value_len as u64),
+        ),
+        &[0u8][..],
+    );
+    let compressed = zstd::stream::encode_all(reader, 1).unwrap();
+    let mut batch = vec![0u8; 61];
+    batch[12..16].copy_from_slice(&(-1i32).to_be_bytes());
+    batch[16] = 2;
+    batch[21..23].copy_from_slice(&4i16.to_be_bytes()); // zstd
+    batch[43..51].copy_from_slice(&(-1i64).to_be_bytes());
+    batch[51..53].copy_from_slice(&(-1i16).to_be_bytes());
+    batch[53..57].copy_from_slice(&(-1i32).to_be_bytes());
+    batch[57..61].copy_from_slice(&1i32.to_be_bytes());
+    batch.extend_from_slice(&compressed);
+    let len = (batch.len() - 12) as i32;
+    batch[8..12].copy_from_slice(&len.to_be_bytes());
+    let crc = strand_protocol::batch::compute_crc(&batch);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        compact_policy: true,
+        ..LogConfig::default()
+    };
+    let (mut log, _) = PartitionLog::open(dir.path(), config, true, 0, 0).unwrap();
+    let err = log.append(&mut batch, 0, 0).unwrap_err();
+    assert_eq!(err.kafka_error_code(), 87, "{err}");
+    assert_eq!(log.log_end_offset(), 0);
+}

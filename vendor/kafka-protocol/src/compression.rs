@@ -45,3 +45,19 @@ pub trait Decompressor<B: ByteBuf> {
     where
         F: FnOnce(&mut Self::Buf) -> Result<R>;
 }
+
+/// Strand patch: the most one record batch may inflate to. A batch is at most
+/// `message.max.bytes` (about 1 MiB by default) compressed; this leaves room for very high
+/// ratios while refusing decompression bombs before they exhaust memory.
+pub const DECOMPRESSED_BYTES_MAX: usize = 256 << 20;
+
+/// Strand patch: copies `reader` into `out`, failing past [`DECOMPRESSED_BYTES_MAX`].
+pub(crate) fn read_capped(reader: impl std::io::Read, out: &mut Vec<u8>) -> anyhow::Result<()> {
+    use std::io::Read;
+    let limit = DECOMPRESSED_BYTES_MAX as u64 + 1;
+    reader.take(limit).read_to_end(out)?;
+    if out.len() > DECOMPRESSED_BYTES_MAX {
+        anyhow::bail!("batch inflates past {DECOMPRESSED_BYTES_MAX} bytes");
+    }
+    Ok(())
+}

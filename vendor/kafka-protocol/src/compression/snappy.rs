@@ -81,6 +81,10 @@ impl<B: ByteBuf> Decompressor<B> for Snappy {
         {
             let compressed = compressed.copy_to_bytes(compressed.remaining());
             let actual_len = decompress_len(&compressed).context("failed to read snappy header")?;
+            // Strand patch: the declared length is allocated; bound it.
+            if actual_len > super::DECOMPRESSED_BYTES_MAX {
+                anyhow::bail!("snappy batch declares {actual_len} bytes");
+            }
             let mut tmp = BytesMut::zeroed(actual_len);
             Decoder::new()
                 .decompress(&compressed, &mut tmp)
@@ -105,6 +109,10 @@ impl<B: ByteBuf> Decompressor<B> for Snappy {
             let uncompressed_block_length = decompress_len(&compressed_block)
                 .context("failed to get snappy uncompressed length")?;
             let uncompressed_block_start = uncompressed.len();
+            // Strand patch: bound the total.
+            if uncompressed_block_start.saturating_add(uncompressed_block_length) > super::DECOMPRESSED_BYTES_MAX {
+                anyhow::bail!("snappy batch inflates past {} bytes", super::DECOMPRESSED_BYTES_MAX);
+            }
             uncompressed.resize(
                 uncompressed_block_start.saturating_add(uncompressed_block_length),
                 0,
