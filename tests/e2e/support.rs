@@ -1,14 +1,13 @@
 //! Helpers shared by the end-to-end tests.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
+use strand_protocol::testing::{encode, record};
 use strand_testkit::RawClient;
 
 pub fn s(v: &str) -> StrBytes {
@@ -22,34 +21,17 @@ pub fn name(v: &str) -> TopicName {
 /// One batch of `n` records with keys `k{first + i}`, values `v{first + i}`, timestamps
 /// `ts0 + i`.
 pub fn batch(first: usize, n: usize, ts0: i64, compression: Compression) -> Bytes {
-    let records: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32,
-            timestamp: ts0 + i as i64,
-            key: Some(format!("k{}", first + i).into()),
-            value: Some(format!("v{}", first + i).into()),
-            headers: Default::default(),
-            delete_horizon: false,
+    let records: Vec<_> = (0..n)
+        .map(|i| {
+            record(
+                i as i64,
+                Some(format!("k{}", first + i).into()),
+                Some(format!("v{}", first + i).into()),
+                ts0 + i as i64,
+            )
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .expect("encodable");
-    buf.freeze()
+    encode(&records, compression).freeze()
 }
 
 pub fn decode_records(mut bytes: Bytes) -> Vec<Record> {

@@ -440,36 +440,20 @@ impl<'a> BatchMut<'a> {
 mod tests {
     use super::*;
     use bytes::BytesMut;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-        TimestampType,
-    };
+    use kafka_protocol::records::{Compression, RecordBatchDecoder, TimestampType};
 
     pub(crate) fn batch(n: usize, compression: Compression) -> BytesMut {
-        let records: Vec<Record> = (0..n)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: i as i32,
-                timestamp: 1_000 + i as i64,
-                key: Some(format!("k{i}").into()),
-                value: Some(format!("value-{i}").into()),
-                headers: Default::default(),
-                delete_horizon: false,
+        let records: Vec<_> = (0..n)
+            .map(|i| {
+                crate::testing::record(
+                    i as i64,
+                    Some(format!("k{i}").into()),
+                    Some(format!("value-{i}").into()),
+                    1_000 + i as i64,
+                )
             })
             .collect();
-        let mut buf = BytesMut::new();
-        let opts = RecordEncodeOptions {
-            version: 2,
-            compression,
-        };
-        RecordBatchEncoder::encode(&mut buf, &records, &opts).unwrap();
-        buf
+        crate::testing::encode(&records, compression)
     }
 
     #[test]

@@ -26,5 +26,7 @@ pub mod fetch;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
+#[doc(hidden)]
+pub mod testing;
 
 pub use kafka_protocol;

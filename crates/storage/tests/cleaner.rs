@@ -4,44 +4,26 @@
 use std::collections::BTreeMap;
 
 use bytes::BytesMut;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
+use strand_protocol::testing::{encode, record};
 use strand_storage::cleaner::clean_now;
 use strand_storage::{LogConfig, PartitionLog};
 
 /// `(key, value or tombstone)` records in one batch, timestamps `ts`.
 fn batch(records: &[(String, Option<String>)], ts: i64, compression: Compression) -> BytesMut {
-    let records: Vec<Record> = records
+    let records: Vec<_> = records
         .iter()
         .enumerate()
-        .map(|(i, (k, v))| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32,
-            timestamp: ts,
-            key: Some(k.clone().into()),
-            value: v.clone().map(Into::into),
-            headers: Default::default(),
-            delete_horizon: false,
+        .map(|(i, (k, v))| {
+            record(
+                i as i64,
+                Some(k.clone().into()),
+                v.clone().map(Into::into),
+                ts,
+            )
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .unwrap();
-    buf
+    encode(&records, compression)
 }
 
 fn everything(log: &PartitionLog) -> Vec<(i64, String, Option<String>)> {
@@ -223,31 +205,8 @@ fn compacted_topics_refuse_keyless_records() {
     let (mut log, _) = PartitionLog::open(dir.path(), config, true, 0, 0).unwrap();
     let mut b = batch(&[("k".into(), Some("v".into()))], 0, Compression::None);
     // Same batch shape without a key.
-    let records = vec![Record {
-        transactional: false,
-        control: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: 0,
-        timestamp: 0,
-        key: None,
-        value: Some("v".into()),
-        headers: Default::default(),
-        delete_horizon: false,
-    }];
-    let mut keyless = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut keyless,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::Zstd,
-        },
-    )
-    .unwrap();
+    let records = vec![record(0, None, Some("v".into()), 0)];
+    let mut keyless = encode(&records, Compression::Zstd);
     assert_eq!(
         log.append(&mut keyless, 0, 0)
             .unwrap_err()

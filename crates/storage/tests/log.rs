@@ -3,41 +3,22 @@
 #![allow(clippy::unwrap_used)] // tests
 
 use bytes::BytesMut;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType as Tt,
-};
+use kafka_protocol::records::{Compression, RecordBatchDecoder, TimestampType as Tt};
+use strand_protocol::testing::{encode, record};
 use strand_storage::{LogConfig, LogError, PartitionLog, TimestampType};
 
 fn batch(n: usize, ts0: i64, compression: Compression) -> BytesMut {
-    let records: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: Tt::Creation,
-            offset: i as i64,
-            sequence: i as i32,
-            timestamp: ts0 + i as i64,
-            key: Some(format!("key-{i}").into()),
-            value: Some(vec![b'v'; 100].into()),
-            headers: Default::default(),
-            delete_horizon: false,
+    let records: Vec<_> = (0..n)
+        .map(|i| {
+            record(
+                i as i64,
+                Some(format!("key-{i}").into()),
+                Some(vec![b'v'; 100].into()),
+                ts0 + i as i64,
+            )
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .unwrap();
-    buf
+    encode(&records, compression)
 }
 
 fn small_segments() -> LogConfig {
