@@ -407,3 +407,40 @@ fn a_flipped_bit_in_a_cleanly_closed_segment_is_never_served() {
         "later batches are still readable"
     );
 }
+
+#[test]
+fn missing_indexes_are_rebuilt_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = PartitionLog::open(dir.path(), small_segments(), true, 0, 0).unwrap();
+    for i in 0..30 {
+        log.append(&mut batch(5, i, Compression::None), 0, 0)
+            .unwrap();
+    }
+    log.close().unwrap();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .extension()
+            .is_some_and(|e| e == "index" || e == "timeindex")
+        {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let (log, report) = PartitionLog::open(dir.path(), small_segments(), true, 150, 0).unwrap();
+    assert_eq!(
+        report.rebuilt_indexes.len(),
+        log.segment_count(),
+        "{report:?}"
+    );
+    assert_eq!(log.log_end_offset(), 150);
+    assert_eq!(read_all(&log).len(), 150);
+    // Batch i holds timestamps i..i+4 at offsets 5i..5i+4: timestamp 20 first appears at 84.
+    assert_eq!(
+        log.offset_for_timestamp(20).unwrap().map(|(o, _)| o),
+        Some(84)
+    );
+    assert!(
+        dir.path().join("00000000000000000000.index").exists(),
+        "rewritten"
+    );
+}
