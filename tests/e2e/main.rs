@@ -8,3 +8,6 @@ mod data;
 mod groups;
 mod lifecycle;
 mod versions;
+mod client_admin;
+mod client_producer;
+mod client_consumer;

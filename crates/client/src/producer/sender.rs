@@ -1,0 +1,237 @@
+//! The sender task: drains ready batches to partition leaders and handles the answers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{ProduceRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use super::accumulator::{Batch, BatchAck, TopicPartition};
+use super::Shared;
+use crate::cluster::Lane;
+use crate::error::{Error, Result};
+
+pub(crate) async fn run(s: Arc<Shared>) {
+    let in_flight: Arc<Mutex<HashMap<i32, usize>>> = Arc::default();
+    let mut metadata_task: Option<tokio::task::JoinHandle<()>> = None;
+    loop {
+        let wake = s.wake.notified();
+        tokio::pin!(wake);
+        wake.as_mut().enable();
+        let now = Instant::now();
+        let (ready, next_wake, expired, done) = {
+            let mut acc = s.lock();
+            let expired = acc.expire(now);
+            let (ready, next) = acc.ready(now);
+            (ready, next, expired, acc.is_closed() && acc.unfinished() == 0)
+        };
+        if !expired.is_empty() {
+            for b in &expired {
+                b.fail(Error::Timeout(format!(
+                    "{} records for {}-{} waited past delivery.timeout.ms",
+                    b.record_count, b.tp.0, b.tp.1
+                )));
+            }
+            let left = s.lock().unfinished();
+            s.unfinished.send_replace(left);
+            s.space.notify_waiters();
+        }
+        if done {
+            break;
+        }
+        let view = s.cluster.view();
+        let mut by_leader: HashMap<i32, Vec<TopicPartition>> = HashMap::new();
+        let mut unknown: Vec<String> = Vec::new();
+        for tp in ready {
+            match view.leader(&tp.0, tp.1) {
+                Some(l) => by_leader.entry(l).or_default().push(tp),
+                None => unknown.push(tp.0.to_string()),
+            }
+        }
+        let retry_soon_unknown = !unknown.is_empty();
+        if !unknown.is_empty() && metadata_task.as_ref().is_none_or(|t| t.is_finished()) {
+            unknown.sort();
+            unknown.dedup();
+            let s2 = s.clone();
+            metadata_task = Some(tokio::spawn(async move {
+                s2.cluster.refresh_soon(&unknown).await;
+                s2.wake.notify_one();
+            }));
+        }
+        let mut retry_soon = retry_soon_unknown;
+        for (leader, tps) in by_leader {
+            {
+                let mut f = in_flight.lock().unwrap_or_else(|p| p.into_inner());
+                let n = f.entry(leader).or_insert(0);
+                if *n >= s.cfg.max_in_flight {
+                    continue;
+                }
+                *n += 1;
+            }
+            let mut batches = Vec::new();
+            let mut bytes = 0usize;
+            for tp in &tps {
+                let Some(mut b) = s.lock().drain(tp, now) else { continue };
+                match b.seal() {
+                    Ok(data) => bytes += data.len(),
+                    Err(e) => {
+                        finish(&s, &b, Err(e));
+                        continue;
+                    }
+                }
+                batches.push(b);
+                if bytes >= s.cfg.request_bytes_max {
+                    retry_soon = true;
+                    break;
+                }
+            }
+            if batches.is_empty() {
+                release(&in_flight, leader);
+                continue;
+            }
+            let s2 = s.clone();
+            let f2 = in_flight.clone();
+            tokio::spawn(async move {
+                produce(&s2, leader, batches).await;
+                release(&f2, leader);
+                s2.wake.notify_one();
+            });
+        }
+        let sleep_until = match (next_wake, retry_soon) {
+            (_, true) => Instant::now() + s.cluster.backoff().min(Duration::from_millis(50)),
+            (Some(t), false) => t,
+            (None, false) => Instant::now() + Duration::from_millis(500),
+        };
+        tokio::select! {
+            _ = &mut wake => {}
+            _ = tokio::time::sleep_until(sleep_until.into()) => {}
+        }
+    }
+}
+
+fn release(in_flight: &Mutex<HashMap<i32, usize>>, leader: i32) {
+    let mut f = in_flight.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(n) = f.get_mut(&leader) {
+        *n = n.saturating_sub(1);
+    }
+}
+
+/// Completes a batch for good and releases its memory.
+fn finish(s: &Shared, batch: &Batch, result: Result<BatchAck>) {
+    match result {
+        Ok(ack) => batch.succeed(ack),
+        Err(e) => batch.fail(e),
+    }
+    let left = {
+        let mut acc = s.lock();
+        acc.finish(batch);
+        acc.unfinished()
+    };
+    s.unfinished.send_replace(left);
+    s.space.notify_waiters();
+}
+
+/// Retries `batch` if `e` allows and the budget is not spent, else fails it.
+fn retry_or_fail(s: &Shared, batch: Batch, e: Error) -> bool {
+    let within = batch.created.elapsed() < s.lock().delivery_timeout();
+    if e.is_retriable() && batch.attempts < s.cfg.retries && within {
+        tracing::debug!(topic = %batch.tp.0, partition = batch.tp.1, error = %e, attempt = batch.attempts + 1, "retrying batch");
+        s.lock().requeue(batch, Instant::now(), s.cfg.client.retry_backoff);
+        true
+    } else {
+        finish(s, &batch, Err(e));
+        false
+    }
+}
+
+async fn produce(s: &Arc<Shared>, leader: i32, batches: Vec<Batch>) {
+    let conn = match s.cluster.conn(leader, Lane::Data).await {
+        Ok(c) => c,
+        Err(e) => {
+            let topics: Vec<String> = batches.iter().map(|b| b.tp.0.to_string()).collect();
+            for b in batches {
+                retry_or_fail(s, b, e.clone());
+            }
+            s.cluster.refresh_soon(&topics).await;
+            return;
+        }
+    };
+    let mut by_topic: Vec<TopicProduceData> = Vec::new();
+    for b in &batches {
+        let records = match &b.payload {
+            super::accumulator::Payload::Sealed(bytes) => bytes.clone(),
+            super::accumulator::Payload::Open(_) => continue,
+        };
+        let data = PartitionProduceData::default().with_index(b.tp.1).with_records(Some(records));
+        match by_topic.iter_mut().find(|t| &*t.name.0 == &*b.tp.0) {
+            Some(t) => t.partition_data.push(data),
+            None => by_topic.push(
+                TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_string(b.tp.0.to_string())))
+                    .with_partition_data(vec![data]),
+            ),
+        }
+    }
+    let timeout_ms = s.cfg.client.request_timeout.as_millis().min(i32::MAX as u128) as i32;
+    let req = ProduceRequest::default()
+        .with_acks(s.cfg.acks)
+        .with_timeout_ms(timeout_ms)
+        .with_topic_data(by_topic);
+    if s.cfg.acks == 0 {
+        let sent = conn.version_for::<ProduceRequest>().and_then(|v| conn.send_oneway(&req, v));
+        for b in batches {
+            match &sent {
+                Ok(()) => finish(s, &b, Ok(BatchAck { base_offset: -1, log_append_time: -1 })),
+                Err(e) => {
+                    retry_or_fail(s, b, e.clone());
+                }
+            }
+        }
+        return;
+    }
+    let resp = match conn.send(&req).await {
+        Ok(r) => r,
+        Err(e) => {
+            let topics: Vec<String> = batches.iter().map(|b| b.tp.0.to_string()).collect();
+            for b in batches {
+                retry_or_fail(s, b, e.clone());
+            }
+            s.cluster.refresh_soon(&topics).await;
+            return;
+        }
+    };
+    let mut stale_metadata: Vec<String> = Vec::new();
+    for b in batches {
+        let answer = resp
+            .responses
+            .iter()
+            .filter(|t| &*t.name.0 == &*b.tp.0)
+            .flat_map(|t| t.partition_responses.iter())
+            .find(|p| p.index == b.tp.1);
+        let Some(p) = answer else {
+            let e = Error::protocol(format!("no answer for {}-{} in the produce response", b.tp.0, b.tp.1));
+            finish(s, &b, Err(e));
+            continue;
+        };
+        if p.error_code == 0 {
+            finish(s, &b, Ok(BatchAck { base_offset: p.base_offset, log_append_time: p.log_append_time_ms }));
+            continue;
+        }
+        let mut context = format!("topic {} partition {}", b.tp.0, b.tp.1);
+        if let Some(m) = &p.error_message {
+            context.push_str(&format!(": {m}"));
+        }
+        let e = Error::kafka(p.error_code, context);
+        if matches!(p.error_code, 3 | 5 | 6 | 100) {
+            stale_metadata.push(b.tp.0.to_string());
+        }
+        retry_or_fail(s, b, e);
+    }
+    if !stale_metadata.is_empty() {
+        stale_metadata.sort();
+        stale_metadata.dedup();
+        s.cluster.refresh_soon(&stale_metadata).await;
+    }
+}

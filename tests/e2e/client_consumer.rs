@@ -1,0 +1,1 @@
+//! Strand client end-to-end tests (being written).

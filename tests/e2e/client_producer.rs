@@ -1,0 +1,235 @@
+//! The Strand producer against a real broker: every option changes what reaches the log.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use strand_client::producer::partitioner::partition_for_key;
+use strand_client::{Config, Error, Producer, ProducerRecord};
+use strand_testkit::TestBroker;
+
+use strand_tests::{create_topic, decode_records, fetch};
+
+fn producer(b: &TestBroker, extra: &[(&str, &str)]) -> Producer {
+    let mut c = Config::new().set("bootstrap.servers", b.bootstrap());
+    for (k, v) in extra {
+        c.insert(*k, v);
+    }
+    Producer::new(c).unwrap()
+}
+
+/// Batch attributes and record counts of a partition, read raw from the broker.
+async fn batches(b: &TestBroker, topic: &str, partition: i32) -> Vec<(i16, i32, i64)> {
+    let mut c = b.client().await.unwrap();
+    let data = fetch(&mut c, topic, partition, 0, 100, 64 << 20).await.unwrap();
+    let mut bytes = data.records.unwrap_or_default();
+    let mut out = Vec::new();
+    while bytes.len() >= 61 {
+        let len = i32::from_be_bytes(bytes[8..12].try_into().unwrap()) as usize + 12;
+        let attrs = i16::from_be_bytes(bytes[21..23].try_into().unwrap());
+        let count = i32::from_be_bytes(bytes[57..61].try_into().unwrap());
+        let base = i64::from_be_bytes(bytes[..8].try_into().unwrap());
+        out.push((attrs, count, base));
+        let _ = bytes.split_to(len);
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_codec_and_acks_level_round_trips() {
+    let b = TestBroker::start(&[]).await.unwrap();
+    for (i, codec) in ["none", "gzip", "snappy", "lz4", "zstd"].iter().enumerate() {
+        for acks in ["0", "1", "all"] {
+            let topic = format!("codec-{codec}-{acks}");
+            let p = producer(&b, &[("compression.type", codec), ("acks", acks), ("linger.ms", "20")]);
+            let mut pending = Vec::new();
+            for n in 0..2000 {
+                let rec = ProducerRecord::new(topic.clone())
+                    .partition(0)
+                    .key(format!("k{n}"))
+                    .value(format!("value-{n}-{}", "x".repeat(n % 50)))
+                    .timestamp(1_700_000_000_000 + n as i64)
+                    .header("n", Some(n.to_string()));
+                pending.push(p.send(rec).await.unwrap());
+            }
+            let mut offsets = Vec::new();
+            for d in pending {
+                offsets.push(d.await.unwrap().offset);
+            }
+            if acks == "0" {
+                assert!(offsets.iter().all(|o| *o == -1));
+            } else {
+                assert_eq!(offsets, (0..2000).collect::<Vec<i64>>(), "{codec} acks={acks}");
+            }
+            p.close().await.unwrap();
+            let bs = batches(&b, &topic, 0).await;
+            assert!(bs.iter().all(|(attrs, _, _)| (attrs & 7) as usize == i), "{codec}: {bs:?}");
+            let mut c = b.client().await.unwrap();
+            let mut got = Vec::new();
+            let mut next = 0i64;
+            while got.len() < 2000 {
+                let d = fetch(&mut c, &topic, 0, next, 500, 8 << 20).await.unwrap();
+                let recs = decode_records(d.records.unwrap_or_default());
+                assert!(!recs.is_empty(), "{codec} acks={acks}: stuck at {next}");
+                next = recs.last().unwrap().offset + 1;
+                got.extend(recs);
+            }
+            for (n, r) in got.iter().enumerate() {
+                assert_eq!(r.offset, n as i64);
+                assert_eq!(r.key.as_deref(), Some(format!("k{n}").as_bytes()));
+                assert_eq!(r.value.as_deref(), Some(format!("value-{n}-{}", "x".repeat(n % 50)).as_bytes()));
+                assert_eq!(r.timestamp, 1_700_000_000_000 + n as i64);
+                let h: Vec<_> = r.headers.iter().collect();
+                assert_eq!(h.len(), 1);
+                assert_eq!(&*h[0].0.as_str(), "n");
+                assert_eq!(h[0].1.as_deref(), Some(n.to_string().as_bytes()));
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn keyed_records_land_where_the_java_client_puts_them() {
+    let b = TestBroker::start(&[]).await.unwrap();
+    let mut c = b.client().await.unwrap();
+    create_topic(&mut c, "keyed", 6, &[]).await.unwrap();
+    let p = producer(&b, &[]);
+    // Pinned: Kafka's UtilsTest vectors, toPositive(murmur2) % 6.
+    let pinned = [("21", 0), ("foobar", 0), ("a-little-bit-long-string", 2), ("abc", 3)];
+    for (key, partition) in pinned {
+        assert_eq!(partition_for_key(key.as_bytes(), 6), partition, "{key}");
+        let m = p.send(ProducerRecord::new("keyed").key(key).value("v")).await.unwrap().await.unwrap();
+        assert_eq!(m.partition, partition, "{key}");
+    }
+    for n in 0..200 {
+        let key = format!("key-{n}");
+        let m = p.send(ProducerRecord::new("keyed").key(key.clone()).value("v")).await.unwrap().await.unwrap();
+        assert_eq!(m.partition, partition_for_key(key.as_bytes(), 6));
+    }
+    // Null keys stick to one partition per batch; round-robin spreads them one by one.
+    let rr = producer(&b, &[("partitioner.class", "org.apache.kafka.clients.producer.RoundRobinPartitioner"), ("linger.ms", "0")]);
+    let mut seen = Vec::new();
+    for _ in 0..12 {
+        seen.push(rr.send(ProducerRecord::new("keyed").value("v")).await.unwrap().await.unwrap().partition);
+    }
+    assert_eq!(seen, (0..12).map(|i| i % 6).collect::<Vec<i32>>());
+    let sticky = producer(&b, &[("linger.ms", "50"), ("batch.size", "1000000")]);
+    let mut ds = Vec::new();
+    for _ in 0..50 {
+        ds.push(sticky.send(ProducerRecord::new("keyed").value("v")).await.unwrap());
+    }
+    let parts: Vec<i32> = ds.iter().map(|d| d.partition()).collect();
+    assert!(parts.iter().all(|p| *p == parts[0]), "sticky: {parts:?}");
+}
+
+#[tokio::test]
+async fn linger_and_batch_size_shape_the_batches() {
+    let b = TestBroker::start(&[]).await.unwrap();
+    // A long linger gathers 100 records sent back to back into one batch.
+    let p = producer(&b, &[("linger.ms", "300"), ("batch.size", "1000000")]);
+    let ds: Vec<_> = {
+        let mut v = Vec::new();
+        for n in 0..100 {
+            v.push(p.send(ProducerRecord::new("linger").partition(0).value(format!("{n}"))).await.unwrap());
+        }
+        v
+    };
+    for d in ds {
+        d.await.unwrap();
+    }
+    assert_eq!(batches(&b, "linger", 0).await.len(), 1);
+    // batch.size=1024 with 200-byte values: about five records a batch.
+    let p = producer(&b, &[("linger.ms", "300"), ("batch.size", "1024")]);
+    let mut v = Vec::new();
+    for _ in 0..100 {
+        v.push(p.send(ProducerRecord::new("small-batches").partition(0).value(vec![b'x'; 200])).await.unwrap());
+    }
+    for d in v {
+        d.await.unwrap();
+    }
+    let bs = batches(&b, "small-batches", 0).await;
+    assert!(bs.len() >= 20, "{} batches", bs.len());
+    assert!(bs.iter().all(|(_, count, _)| *count <= 5), "{bs:?}");
+    // linger.ms=0 and one record awaited at a time: one batch each.
+    let p = producer(&b, &[("linger.ms", "0")]);
+    for n in 0..5 {
+        p.send(ProducerRecord::new("no-linger").partition(0).value(format!("{n}"))).await.unwrap().await.unwrap();
+    }
+    assert_eq!(batches(&b, "no-linger", 0).await.len(), 5);
+}
+
+#[tokio::test]
+async fn buffer_memory_blocks_then_fails_after_max_block_ms() {
+    let b = TestBroker::start(&[]).await.unwrap();
+    let p = producer(&b, &[("buffer.memory", "20000"), ("max.block.ms", "300"), ("linger.ms", "60000"), ("batch.size", "1000000")]);
+    p.partitions_for("pressure").await.unwrap();
+    let mut accepted = 0;
+    let err = loop {
+        match p.send(ProducerRecord::new("pressure").partition(0).value(vec![b'x'; 1000])).await {
+            Ok(_) => accepted += 1,
+            Err(e) => break e,
+        }
+        assert!(accepted < 100, "buffer.memory was not enforced");
+    };
+    assert!(matches!(err, Error::BufferExhausted(_)), "{err}");
+    assert!((15..=20).contains(&accepted), "{accepted} records fit in 20000 bytes");
+    // A flush sends what is buffered and frees the memory.
+    p.flush().await.unwrap();
+    let d = p.send(ProducerRecord::new("pressure").partition(0).value("after")).await.unwrap();
+    p.flush().await.unwrap(); // linger.ms is a minute: only a flush sends it now
+    assert_eq!(d.await.unwrap().offset, accepted as i64);
+    // A record larger than max.request.size is refused at once.
+    let big = producer(&b, &[("max.request.size", "10000")]);
+    let e = big.send(ProducerRecord::new("pressure").value(vec![0u8; 20_000])).await.err().unwrap();
+    assert!(e.to_string().contains("RECORD_TOO_LARGE"), "{e}");
+}
+
+#[tokio::test]
+async fn retries_carry_records_across_a_broker_restart() {
+    let b = TestBroker::start(&[]).await.unwrap();
+    let p = producer(&b, &[("retry.backoff.ms", "50"), ("request.timeout.ms", "2000")]);
+    p.send(ProducerRecord::new("restart").partition(0).value("before")).await.unwrap().await.unwrap();
+    let b = b.restart().await.unwrap();
+    // The old connection is gone; the producer reconnects and delivers in order.
+    let mut ds = Vec::new();
+    for n in 0..100 {
+        ds.push(p.send(ProducerRecord::new("restart").partition(0).value(format!("{n}"))).await.unwrap());
+    }
+    let mut offsets = Vec::new();
+    for d in ds {
+        offsets.push(d.await.unwrap().offset);
+    }
+    assert_eq!(offsets, (1..101).collect::<Vec<i64>>());
+    drop(b);
+}
+
+#[tokio::test]
+async fn delivery_timeout_fails_records_that_cannot_be_sent() {
+    let mut b = TestBroker::start(&[]).await.unwrap();
+    let p = producer(&b, &[("delivery.timeout.ms", "1500"), ("request.timeout.ms", "500"), ("retry.backoff.ms", "50"), ("socket.connection.setup.timeout.ms", "200")]);
+    p.send(ProducerRecord::new("gone").partition(0).value("first")).await.unwrap().await.unwrap();
+    b.stop().await.unwrap();
+    let start = std::time::Instant::now();
+    let d = p.send(ProducerRecord::new("gone").partition(0).value("lost")).await.unwrap();
+    let e = d.await.unwrap_err();
+    assert!(start.elapsed() >= Duration::from_millis(1400), "failed early: {e}");
+    assert!(matches!(e, Error::Timeout(_) | Error::Transport { .. }), "{e}");
+    // retries=0: the first failure is final.
+    let b2 = TestBroker::start(&[]).await.unwrap();
+    let p = producer(&b2, &[("retries", "0")]);
+    let e = p.send(ProducerRecord::new("x").partition(7).value("v")).await.err().unwrap();
+    assert!(e.to_string().contains("partition 7"), "{e}");
+}
+
+#[tokio::test]
+async fn log_append_time_and_explicit_timestamps_come_back() {
+    let b = TestBroker::start(&[]).await.unwrap();
+    let mut c = b.client().await.unwrap();
+    create_topic(&mut c, "lat", 1, &[("message.timestamp.type", "LogAppendTime")]).await.unwrap();
+    let p = producer(&b, &[]);
+    let m = p.send(ProducerRecord::new("lat").value("v").timestamp(5)).await.unwrap().await.unwrap();
+    assert!(m.timestamp > 1_600_000_000_000, "broker time, not 5: {}", m.timestamp);
+    let m = p.send(ProducerRecord::new("ct").value("v").timestamp(5)).await.unwrap().await.unwrap();
+    assert_eq!(m.timestamp, 5);
+    let m = p.send(ProducerRecord { topic: "ct".into(), value: None, key: Some(Bytes::from_static(b"k")), ..Default::default() }).await.unwrap().await.unwrap();
+    assert_eq!(m.offset, 1);
+}
