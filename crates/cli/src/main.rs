@@ -1,6 +1,11 @@
 //! `strand`: the one binary. Subcommands are thin; the work lives in the library crates.
 
+mod common;
+mod configs;
 mod dump_log;
+mod groups;
+mod offsets;
+mod topics;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -33,6 +38,15 @@ enum Command {
     },
     /// Print and check segment and index files (what Kafka's kafka-dump-log does).
     DumpLog(dump_log::Args),
+    /// Create, list, describe, alter and delete topics (what kafka-topics does).
+    Topics(topics::Args),
+    /// Describe and alter topic and broker configs (what kafka-configs does).
+    Configs(configs::Args),
+    /// List, describe, reset the offsets of, and delete consumer groups
+    /// (what kafka-consumer-groups does).
+    Groups(groups::Args),
+    /// Print partition offsets: earliest, latest, max timestamp or by time (GetOffsetShell).
+    Offsets(offsets::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,6 +64,10 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Broker { config, overrides } => run_broker(config, overrides),
         Command::DumpLog(args) => std::process::exit(dump_log::run_cli(&args)),
+        Command::Topics(args) => topics::run(args),
+        Command::Configs(args) => configs::run(args),
+        Command::Groups(args) => groups::run(args),
+        Command::Offsets(args) => offsets::run(args),
     }
 }
 

@@ -238,6 +238,19 @@ fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
 
+/// LeaveGroup names the member in the request before v3, in a member list from v3 on.
+fn leave_request(group: &str, member_id: &str, reason: &str, version: i16) -> LeaveGroupRequest {
+    let req = LeaveGroupRequest::default().with_group_id(group_id(group));
+    if version < 3 {
+        return req.with_member_id(s(member_id));
+    }
+    let mut m = MemberIdentity::default().with_member_id(s(member_id));
+    if version >= 5 {
+        m = m.with_reason(Some(s(reason)));
+    }
+    req.with_members(vec![m])
+}
+
 fn minus(a: &[TopicPartition], b: &[TopicPartition]) -> Vec<TopicPartition> {
     let b: BTreeSet<&TopicPartition> = b.iter().collect();
     a.iter().filter(|tp| !b.contains(tp)).cloned().collect()
@@ -262,7 +275,7 @@ impl Consumer {
             let owned = self.assignment();
             if !owned.is_empty() {
                 tracing::info!(group = %shared.id, partitions = owned.len(), "group membership lost");
-                if let Some(l) = self.listener.as_mut() {
+                if let Some(l) = self.listener.as_mut().map(|m| m.get_mut().unwrap_or_else(|p| p.into_inner())) {
                     l.on_partitions_lost(&owned);
                 }
                 self.set_assignment(&[]);
@@ -296,7 +309,7 @@ impl Consumer {
             positions: &positions,
             commits: BTreeMap::new(),
         };
-        if let Some(l) = self.listener.as_mut() {
+        if let Some(l) = self.listener.as_mut().map(|m| m.get_mut().unwrap_or_else(|p| p.into_inner())) {
             l.on_partitions_revoked(&mut r);
         }
         let mut commits = r.commits;
@@ -456,7 +469,7 @@ impl Consumer {
             let now_owned = shared.lock().owned.clone();
             self.set_assignment(&now_owned);
             let added: Vec<TopicPartition> = added.into_iter().filter(|tp| now_owned.contains(tp)).collect();
-            if let Some(l) = self.listener.as_mut() {
+            if let Some(l) = self.listener.as_mut().map(|m| m.get_mut().unwrap_or_else(|p| p.into_inner())) {
                 l.on_partitions_assigned(&added);
             }
             shared.wake.notify_one();
@@ -513,7 +526,7 @@ impl Consumer {
         self.revoke(&revoked).await;
         self.set_assignment(&target);
         shared.lock().owned = target;
-        if let Some(l) = self.listener.as_mut() {
+        if let Some(l) = self.listener.as_mut().map(|m| m.get_mut().unwrap_or_else(|p| p.into_inner())) {
             l.on_partitions_assigned(&added);
         }
         // Tell the coordinator at once what we own now.
@@ -538,15 +551,11 @@ impl Consumer {
                 if member_id.is_empty() || !joined || shared.instance_id.is_some() {
                     return Ok(());
                 }
-                let req = LeaveGroupRequest::default().with_group_id(group_id(&shared.id)).with_member_id(s(&member_id)).with_members(vec![
-                    MemberIdentity::default()
-                        .with_member_id(s(&member_id))
-                        .with_reason(Some(s("the consumer is closing"))),
-                ]);
                 let r = async {
                     let node = shared.coordinator(&self.cluster).await?;
                     let conn = self.cluster.conn(node, Lane::Group).await?;
-                    conn.send(&req).await
+                    let v = conn.version_for::<LeaveGroupRequest>()?;
+                    conn.send_at(&leave_request(&shared.id, &member_id, "the consumer is closing", v), v).await
                 }
                 .await;
                 let mut st = shared.lock();
@@ -640,12 +649,9 @@ async fn classic_heartbeat(shared: &GroupShared, cluster: &Cluster, settings: &S
     if poll_timed_out(shared, settings) {
         tracing::warn!(group = %shared.id, "poll was not called within max.poll.interval.ms: leaving the group");
         if shared.instance_id.is_none() {
-            let req = LeaveGroupRequest::default().with_group_id(group_id(&shared.id)).with_member_id(s(&member_id)).with_members(vec![
-                MemberIdentity::default()
-                    .with_member_id(s(&member_id))
-                    .with_reason(Some(s("max.poll.interval.ms expired"))),
-            ]);
-            let _ = conn.send(&req).await;
+            if let Ok(v) = conn.version_for::<LeaveGroupRequest>() {
+                let _ = conn.send_at(&leave_request(&shared.id, &member_id, "max.poll.interval.ms expired", v), v).await;
+            }
         }
         let mut st = shared.lock();
         st.left_for_poll_timeout = true;

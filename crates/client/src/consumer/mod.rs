@@ -153,7 +153,7 @@ pub struct Consumer {
     fetch_task: tokio::task::JoinHandle<()>,
     subscription: Subscription,
     group: Option<group::Group>,
-    listener: Option<Box<dyn RebalanceListener>>,
+    listener: Option<std::sync::Mutex<Box<dyn RebalanceListener>>>,
     next_auto_commit: Instant,
     async_commits: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -205,7 +205,7 @@ impl Consumer {
         topics.dedup();
         g.set_subscription(topics);
         self.subscription = Subscription::Topics;
-        self.listener = listener;
+        self.listener = listener.map(std::sync::Mutex::new);
         Ok(())
     }
 
