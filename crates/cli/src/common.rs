@@ -25,13 +25,17 @@ pub struct ClientArgs {
     /// A .properties file of client configs with Kafka's names (request.timeout.ms, ...).
     #[arg(long, value_name = "FILE", global = true)]
     pub command_config: Option<PathBuf>,
+    /// One client setting, KEY=VALUE (repeatable; wins over the file).
+    #[arg(short = 'X', long = "property", value_name = "KEY=VALUE", global = true)]
+    pub properties: Vec<String>,
     /// `text` (tables for people) or `json` (one document, for scripts).
     #[arg(long, value_enum, default_value_t = Output::Text, global = true)]
     pub output: Output,
 }
 
 impl ClientArgs {
-    /// The client config: the `--command-config` file, with `--bootstrap-server` on top.
+    /// The client config: the `--command-config` file, then `--bootstrap-server` (as in
+    /// Kafka's tools, the flag wins over the file), then the `-X` settings.
     pub fn config(&self) -> anyhow::Result<Config> {
         let mut config = match &self.command_config {
             Some(path) => {
@@ -42,6 +46,10 @@ impl ClientArgs {
             None => Config::new(),
         };
         config.insert("bootstrap.servers", &self.bootstrap_server);
+        for p in &self.properties {
+            let (k, v) = parse_kv(p).context("-X")?;
+            config.insert(k, v);
+        }
         Ok(config)
     }
 
@@ -281,6 +289,8 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]

@@ -244,6 +244,8 @@ fn describe_json(described: &[(ConfigResource, Vec<ConfigEntry>)]) -> serde_json
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn entity(t: EntityType, name: Option<&str>, default: bool) -> Entity {

@@ -528,6 +528,8 @@ async fn reset(admin: &Admin, args: ResetArgs, json: bool) -> anyhow::Result<Str
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]

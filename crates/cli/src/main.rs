@@ -1,10 +1,14 @@
 //! `strand`: the one binary. Subcommands are thin; the work lives in the library crates.
 
+mod client_args;
 mod common;
 mod configs;
+mod consume;
 mod dump_log;
 mod groups;
 mod offsets;
+mod perf;
+mod produce;
 mod topics;
 
 use std::collections::BTreeMap;
@@ -47,13 +51,26 @@ enum Command {
     Groups(groups::Args),
     /// Print partition offsets: earliest, latest, max timestamp or by time (GetOffsetShell).
     Offsets(offsets::Args),
+    /// Send lines from standard input as records (what kafka-console-producer does).
+    Produce(produce::Args),
+    /// Print records of a topic (what kafka-console-consumer does).
+    Consume(consume::Args),
+    /// Measure produce or consume throughput and latency (kafka-*-perf-test).
+    #[command(subcommand)]
+    Perf(perf::Command),
 }
 
 fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // The broker reports what it does; client commands only what goes wrong.
+    let default_filter = match cli.command {
+        Command::Broker { .. } => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("STRAND_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .with_ansi(
@@ -61,13 +78,16 @@ fn main() -> anyhow::Result<()> {
                 && std::env::var_os("NO_COLOR").is_none(),
         )
         .init();
-    match Cli::parse().command {
+    match cli.command {
         Command::Broker { config, overrides } => run_broker(config, overrides),
         Command::DumpLog(args) => std::process::exit(dump_log::run_cli(&args)),
         Command::Topics(args) => topics::run(args),
         Command::Configs(args) => configs::run(args),
         Command::Groups(args) => groups::run(args),
         Command::Offsets(args) => offsets::run(args),
+        Command::Produce(args) => produce::run(args),
+        Command::Consume(args) => consume::run(args),
+        Command::Perf(cmd) => perf::run(cmd),
     }
 }
 

@@ -310,6 +310,8 @@ fn describe_json(topics: &[(TopicInfo, Vec<ConfigEntry>)]) -> serde_json::Value 
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use strand_client::PartitionInfo;
 
