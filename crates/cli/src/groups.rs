@@ -158,54 +158,57 @@ async fn execute(admin: &Admin, cmd: Cmd, json: bool) -> anyhow::Result<String> 
             })
         }
         Cmd::ResetOffsets(args) => reset(admin, args, json).await,
-        Cmd::Delete { groups } => {
-            let results = admin.delete_groups(&groups).await?;
-            let deleted: Vec<&str> = results
-                .iter()
-                .filter(|(_, r)| r.is_ok())
-                .map(|(g, _)| g.as_str())
-                .collect();
-            let failed: Vec<(&str, &Error)> = results
-                .iter()
-                .filter_map(|(g, r)| r.as_ref().err().map(|e| (g.as_str(), e)))
-                .collect();
-            let out = if json {
-                common::json(&json!(results
-                    .iter()
-                    .map(|(g, r)| json!({
-                        "group": g,
-                        "deleted": r.is_ok(),
-                        "error": r.as_ref().err().map(|e| e.to_string()),
-                    }))
-                    .collect::<Vec<_>>()))
-            } else {
-                let mut text = String::new();
-                if !deleted.is_empty() {
-                    let names: Vec<String> = deleted.iter().map(|g| format!("'{g}'")).collect();
-                    text += &format!(
-                        "Deletion of requested consumer groups ({}) was successful.\n",
-                        names.join(", ")
-                    );
-                }
-                if !failed.is_empty() {
-                    text += "Deletion of some consumer groups failed:\n";
-                    for (g, e) in &failed {
-                        text += &format!("* Group '{g}' could not be deleted due to: {e}\n");
-                    }
-                }
-                text
-            };
-            if !failed.is_empty() {
-                common::print(&out)?;
-                bail!(
-                    "{} of {} groups could not be deleted",
-                    failed.len(),
-                    results.len()
-                );
-            }
-            Ok(out)
-        }
+        Cmd::Delete { groups } => delete(admin, &groups, json).await,
     }
+}
+
+/// Deletes the groups; prints what was deleted, and fails if anything could not be.
+async fn delete(admin: &Admin, groups: &[String], json: bool) -> anyhow::Result<String> {
+    let results = admin.delete_groups(groups).await?;
+    let deleted: Vec<&str> = results
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(g, _)| g.as_str())
+        .collect();
+    let failed: Vec<(&str, &Error)> = results
+        .iter()
+        .filter_map(|(g, r)| r.as_ref().err().map(|e| (g.as_str(), e)))
+        .collect();
+    let out = if json {
+        common::json(&json!(results
+            .iter()
+            .map(|(g, r)| json!({
+                "group": g,
+                "deleted": r.is_ok(),
+                "error": r.as_ref().err().map(|e| e.to_string()),
+            }))
+            .collect::<Vec<_>>()))
+    } else {
+        let mut text = String::new();
+        if !deleted.is_empty() {
+            let names: Vec<String> = deleted.iter().map(|g| format!("'{g}'")).collect();
+            text += &format!(
+                "Deletion of requested consumer groups ({}) was successful.\n",
+                names.join(", ")
+            );
+        }
+        if !failed.is_empty() {
+            text += "Deletion of some consumer groups failed:\n";
+            for (g, e) in &failed {
+                text += &format!("* Group '{g}' could not be deleted due to: {e}\n");
+            }
+        }
+        text
+    };
+    if !failed.is_empty() {
+        common::print(&out)?;
+        bail!(
+            "{} of {} groups could not be deleted",
+            failed.len(),
+            results.len()
+        );
+    }
+    Ok(out)
 }
 
 fn dash(s: &str) -> String {

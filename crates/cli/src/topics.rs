@@ -152,37 +152,43 @@ async fn execute(admin: &Admin, cmd: Cmd, json: bool) -> anyhow::Result<String> 
             configs,
             delete_configs,
         } => alter(admin, topic, partitions, configs, delete_configs, json).await,
-        Cmd::Delete { topics, if_exists } => {
-            let results = admin.delete_topics(&topics).await?;
-            let mut text = String::new();
-            let mut report = Vec::new();
-            let mut failures = Vec::new();
-            for (topic, r) in results {
-                match r {
-                    Ok(()) => {
-                        text += &format!("Deleted topic {topic}.\n");
-                        report.push(json!({"topic": topic, "deleted": true}));
-                    }
-                    Err(e)
-                        if if_exists && e.code() == Some(KafkaCode::UNKNOWN_TOPIC_OR_PARTITION) =>
-                    {
-                        report.push(json!({"topic": topic, "deleted": false}));
-                    }
-                    Err(e) => failures.push(format!("topic {topic}: {e}")),
-                }
+        Cmd::Delete { topics, if_exists } => delete(admin, &topics, if_exists, json).await,
+    }
+}
+
+/// Deletes the topics; prints what was deleted, and fails if anything could not be.
+async fn delete(
+    admin: &Admin,
+    topics: &[String],
+    if_exists: bool,
+    json: bool,
+) -> anyhow::Result<String> {
+    let results = admin.delete_topics(topics).await?;
+    let mut text = String::new();
+    let mut report = Vec::new();
+    let mut failures = Vec::new();
+    for (topic, r) in results {
+        match r {
+            Ok(()) => {
+                text += &format!("Deleted topic {topic}.\n");
+                report.push(json!({"topic": topic, "deleted": true}));
             }
-            let out = if json {
-                common::json(&json!(report))
-            } else {
-                text
-            };
-            if !failures.is_empty() {
-                common::print(&out)?;
-                bail!("cannot delete {}", failures.join("; "));
+            Err(e) if if_exists && e.code() == Some(KafkaCode::UNKNOWN_TOPIC_OR_PARTITION) => {
+                report.push(json!({"topic": topic, "deleted": false}));
             }
-            Ok(out)
+            Err(e) => failures.push(format!("topic {topic}: {e}")),
         }
     }
+    let out = if json {
+        common::json(&json!(report))
+    } else {
+        text
+    };
+    if !failures.is_empty() {
+        common::print(&out)?;
+        bail!("cannot delete {}", failures.join("; "));
+    }
+    Ok(out)
 }
 
 async fn alter(

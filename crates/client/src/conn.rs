@@ -42,7 +42,7 @@ type Reply = oneshot::Sender<Result<Bytes>>;
 pub(crate) struct Connection {
     pub addr: String,
     client_id: StrBytes,
-    outgoing: mpsc::UnboundedSender<Bytes>,
+    outgoing: mpsc::UnboundedSender<Vec<Bytes>>,
     pending: Arc<Mutex<HashMap<i32, Reply>>>,
     dead: Arc<AtomicBool>,
     next_correlation_id: AtomicI32,
@@ -161,37 +161,11 @@ impl Connection {
         version: i16,
         timeout: Duration,
     ) -> Result<R::Response> {
-        let Some((correlation_id, rx)) = self.submit(req, version, true)? else {
+        let Some(pending) = self.submit(req, version, true)? else {
             return Err(Error::protocol("no reply expected"));
         };
-        let mut body = match tokio::time::timeout(timeout, rx).await {
-            Err(_) => {
-                lock(&self.pending).remove(&correlation_id);
-                return Err(Error::Timeout(format!(
-                    "api {} v{version} to {} after {timeout:?}",
-                    R::KEY,
-                    self.addr
-                )))
-            }
-            Ok(Err(_)) => return Err(self.transport("connection closed")),
-            Ok(Ok(r)) => r?,
-        };
-        let header_version = if R::KEY == ApiKey::ApiVersions as i16 {
-            0
-        } else {
-            R::Response::header_version(version)
-        };
-        ResponseHeader::decode(&mut body, header_version)
-            .map_err(|e| Error::protocol(format!("response header: {e}")))?;
-        let resp = R::Response::decode(&mut body, version).map_err(|e| {
-            Error::protocol(format!("api {} v{version} response from {}: {e}", R::KEY, self.addr))
-        })?;
-        Ok(resp)
-    }
-
-    /// Sends a request that gets no response (Produce with acks=0).
-    pub fn send_oneway<R: Request>(&self, req: &R, version: i16) -> Result<()> {
-        self.submit(req, version, false).map(|_| ())
+        let key = ApiKey::try_from(R::KEY).map_err(|_| Error::protocol("unknown api key"))?;
+        self.reply::<R::Response>(key, version, pending, timeout).await
     }
 
     fn submit<R: Request>(
@@ -200,27 +174,47 @@ impl Connection {
         version: i16,
         expect_reply: bool,
     ) -> Result<Option<(i32, oneshot::Receiver<Result<Bytes>>)>> {
+        let key = ApiKey::try_from(R::KEY).map_err(|_| Error::protocol("unknown api key"))?;
+        let size = req
+            .compute_size(version)
+            .map_err(|e| Error::protocol(format!("encoding {key:?}: {e}")))?;
+        let mut body = BytesMut::with_capacity(size);
+        req.encode(&mut body, version)
+            .map_err(|e| Error::protocol(format!("encoding {key:?} v{version}: {e}")))?;
+        self.submit_chunks(key, version, vec![body.freeze()], expect_reply)
+    }
+
+    /// Frames a request whose body is already encoded, as chunks sent back to back (record
+    /// batches go out without being copied into the request).
+    pub fn submit_chunks(
+        &self,
+        key: ApiKey,
+        version: i16,
+        body: Vec<Bytes>,
+        expect_reply: bool,
+    ) -> Result<Option<(i32, oneshot::Receiver<Result<Bytes>>)>> {
         if self.is_dead() {
             return Err(self.transport("connection closed"));
         }
         let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
-        let key = ApiKey::try_from(R::KEY).map_err(|_| Error::protocol("unknown api key"))?;
         let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
+            .with_request_api_key(key as i16)
             .with_request_api_version(version)
             .with_correlation_id(correlation_id)
             .with_client_id(Some(self.client_id.clone()));
         let header_version = key.request_header_version(version);
-        let size = header
+        let header_size = header
             .compute_size(header_version)
-            .and_then(|h| req.compute_size(version).map(|b| h + b))
-            .map_err(|e| Error::protocol(format!("encoding {key:?}: {e}")))?;
-        let mut buf = BytesMut::with_capacity(4 + size);
-        buf.put_i32(size as i32);
+            .map_err(|e| Error::protocol(format!("encoding {key:?} header: {e}")))?;
+        let size = header_size + body.iter().map(Bytes::len).sum::<usize>();
+        let mut head = BytesMut::with_capacity(4 + header_size);
+        head.put_i32(size as i32);
         header
-            .encode(&mut buf, header_version)
-            .and_then(|_| req.encode(&mut buf, version))
-            .map_err(|e| Error::protocol(format!("encoding {key:?} v{version}: {e}")))?;
+            .encode(&mut head, header_version)
+            .map_err(|e| Error::protocol(format!("encoding {key:?} v{version} header: {e}")))?;
+        let mut frame = Vec::with_capacity(1 + body.len());
+        frame.push(head.freeze());
+        frame.extend(body);
         let rx = if expect_reply {
             let (tx, rx) = oneshot::channel();
             lock(&self.pending).insert(correlation_id, tx);
@@ -228,11 +222,43 @@ impl Connection {
         } else {
             None
         };
-        if self.outgoing.send(buf.freeze()).is_err() {
+        if self.outgoing.send(frame).is_err() {
             lock(&self.pending).remove(&correlation_id);
             return Err(self.transport("connection closed"));
         }
         Ok(rx)
+    }
+
+    /// Waits for the reply to a request sent with [`submit_chunks`](Self::submit_chunks) and
+    /// decodes it as `Resp` at `version`.
+    pub async fn reply<Resp: Decodable + HeaderVersion>(
+        &self,
+        key: ApiKey,
+        version: i16,
+        pending: (i32, oneshot::Receiver<Result<Bytes>>),
+        timeout: Duration,
+    ) -> Result<Resp> {
+        let (correlation_id, rx) = pending;
+        let mut body = match tokio::time::timeout(timeout, rx).await {
+            Err(_) => {
+                lock(&self.pending).remove(&correlation_id);
+                return Err(Error::Timeout(format!(
+                    "{key:?} v{version} to {} after {timeout:?}",
+                    self.addr
+                )));
+            }
+            Ok(Err(_)) => return Err(self.transport("connection closed")),
+            Ok(Ok(r)) => r?,
+        };
+        let header_version = if key == ApiKey::ApiVersions { 0 } else { Resp::header_version(version) };
+        ResponseHeader::decode(&mut body, header_version)
+            .map_err(|e| Error::protocol(format!("response header: {e}")))?;
+        Resp::decode(&mut body, version)
+            .map_err(|e| Error::protocol(format!("{key:?} v{version} response from {}: {e}", self.addr)))
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
     }
 
     fn transport(&self, message: &str) -> Error {
@@ -255,39 +281,37 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 async fn write_loop(
     mut write: tokio::net::tcp::OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<Bytes>,
+    mut rx: mpsc::UnboundedReceiver<Vec<Bytes>>,
     dead: Arc<AtomicBool>,
 ) {
-    let mut batch: Vec<Bytes> = Vec::new();
-    let mut small = BytesMut::new();
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        while batch.len() < 64 {
+    let mut frames: Vec<Vec<Bytes>> = Vec::new();
+    let mut small = BytesMut::with_capacity(64 << 10);
+    'run: while let Some(first) = rx.recv().await {
+        frames.push(first);
+        while frames.len() < 256 {
             match rx.try_recv() {
-                Ok(b) => batch.push(b),
+                Ok(f) => frames.push(f),
                 Err(_) => break,
             }
         }
-        // Small frames are coalesced into one write; large ones go out as they are.
-        let mut failed = false;
-        for frame in batch.drain(..) {
-            if frame.len() < 16 << 10 {
-                small.extend_from_slice(&frame);
+        // Small chunks are gathered into one write; large ones (record batches) go out as
+        // they are, after whatever was gathered before them.
+        for chunk in frames.drain(..).flatten() {
+            if chunk.len() < 16 << 10 {
+                small.extend_from_slice(&chunk);
                 continue;
             }
             if !small.is_empty() && write.write_all(&small.split()).await.is_err() {
-                failed = true;
-                break;
+                break 'run;
             }
-            if write.write_all(&frame).await.is_err() {
-                failed = true;
-                break;
+            if write.write_all(&chunk).await.is_err() {
+                break 'run;
             }
         }
-        if !failed && !small.is_empty() && write.write_all(&small.split()).await.is_err() {
-            failed = true;
+        if !small.is_empty() && write.write_all(&small.split()).await.is_err() {
+            break;
         }
-        if failed || dead.load(Ordering::Relaxed) {
+        if dead.load(Ordering::Relaxed) {
             break;
         }
     }

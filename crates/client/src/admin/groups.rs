@@ -17,7 +17,7 @@ use kafka_protocol::messages::{
     DescribeGroupsRequest, GroupId, ListGroupsRequest, OffsetCommitRequest, OffsetDeleteRequest,
     OffsetFetchRequest, TopicName,
 };
-use kafka_protocol::protocol::Decodable;
+use kafka_protocol::protocol::{Decodable, StrBytes};
 
 use super::{
     check_msg, s, should_retry, Admin, GroupDescription, GroupListing, MemberDescription,
@@ -269,44 +269,37 @@ impl Admin {
                 req.topics = None;
             }
             let resp = conn.send_at(&req, v).await?;
-            // (topic, partition, offset, leader epoch, metadata, error code)
-            let mut rows: Vec<(String, i32, i64, i32, Option<String>, i16)> = Vec::new();
-            if v >= 8 {
+            // (topic, partition, offset, leader epoch, metadata, error code): v8 answers per
+            // group, older versions for the one group asked about.
+            let row = |t: &TopicName, p: i32, o: i64, e: i32, m: &Option<StrBytes>, c: i16| {
+                (t.to_string(), p, o, e, m.as_ref().map(|m| m.to_string()), c)
+            };
+            let rows: Vec<_> = if v >= 8 {
                 let g = resp
                     .groups
                     .iter()
                     .find(|g| g.group_id.as_str() == group)
                     .ok_or_else(|| Error::protocol(format!("no answer for group {group}")))?;
                 crate::error::check(g.error_code, || format!("group {group}"))?;
-                for t in &g.topics {
-                    for p in &t.partitions {
-                        let meta = p.metadata.as_ref().map(|m| m.to_string());
-                        rows.push((
-                            t.name.to_string(),
-                            p.partition_index,
-                            p.committed_offset,
-                            p.committed_leader_epoch,
-                            meta,
-                            p.error_code,
-                        ));
-                    }
-                }
+                g.topics
+                    .iter()
+                    .flat_map(|t| t.partitions.iter().map(move |p| (t, p)))
+                    .map(|(t, p)| {
+                        let (o, e) = (p.committed_offset, p.committed_leader_epoch);
+                        row(&t.name, p.partition_index, o, e, &p.metadata, p.error_code)
+                    })
+                    .collect()
             } else {
                 crate::error::check(resp.error_code, || format!("group {group}"))?;
-                for t in &resp.topics {
-                    for p in &t.partitions {
-                        let meta = p.metadata.as_ref().map(|m| m.to_string());
-                        rows.push((
-                            t.name.to_string(),
-                            p.partition_index,
-                            p.committed_offset,
-                            p.committed_leader_epoch,
-                            meta,
-                            p.error_code,
-                        ));
-                    }
-                }
-            }
+                resp.topics
+                    .iter()
+                    .flat_map(|t| t.partitions.iter().map(move |p| (t, p)))
+                    .map(|(t, p)| {
+                        let (o, e) = (p.committed_offset, p.committed_leader_epoch);
+                        row(&t.name, p.partition_index, o, e, &p.metadata, p.error_code)
+                    })
+                    .collect()
+            };
             let mut out = BTreeMap::new();
             for (topic, partition, offset, epoch, metadata, code) in rows {
                 crate::error::check(code, || {

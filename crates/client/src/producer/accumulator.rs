@@ -55,7 +55,9 @@ impl Batch {
     /// Encodes (and compresses) the batch if it is not yet; done outside the accumulator lock.
     pub fn seal(&mut self) -> Result<Bytes> {
         if let Payload::Open(_) = self.payload {
-            let Payload::Open(b) = std::mem::replace(&mut self.payload, Payload::Sealed(Bytes::new())) else {
+            let Payload::Open(b) =
+                std::mem::replace(&mut self.payload, Payload::Sealed(Bytes::new()))
+            else {
                 unreachable!("checked above")
             };
             self.payload = Payload::Sealed(b.build()?);
@@ -88,6 +90,7 @@ struct Queue {
 
 /// Where an appended record went.
 pub struct Appended {
+    pub topic: Arc<str>,
     pub completion: watch::Receiver<Option<Result<BatchAck>>>,
     pub offset_delta: i32,
     /// The append closed a full batch: the sender has work now.
@@ -104,7 +107,9 @@ pub struct AccumulatorConfig {
 
 pub struct Accumulator {
     cfg: AccumulatorConfig,
-    queues: HashMap<TopicPartition, Queue>,
+    /// Per topic, indexed by partition; keyed by `Arc<str>` so appends look topics up by
+    /// `&str` without allocating.
+    queues: HashMap<Arc<str>, Vec<Queue>>,
     buffer_used: usize,
     next_seq: u64,
     /// Batches created and not yet answered (open, closed, in flight).
@@ -139,7 +144,8 @@ impl Accumulator {
     #[allow(clippy::too_many_arguments)]
     pub fn append(
         &mut self,
-        tp: &TopicPartition,
+        topic: &str,
+        partition: i32,
         timestamp: i64,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
@@ -160,10 +166,28 @@ impl Accumulator {
             return Err(None);
         }
         let batch_bytes = self.cfg.batch_bytes;
-        let queue = self.queues.entry(tp.clone()).or_default();
+        let Ok(index) = usize::try_from(partition) else {
+            return Err(Some(Error::InvalidRecord(format!("partition {partition}"))));
+        };
+        if !self.queues.contains_key(topic) {
+            self.queues.insert(Arc::from(topic), Vec::new());
+        }
+        let name = self
+            .queues
+            .get_key_value(topic)
+            .map(|(k, _)| k.clone())
+            .expect("inserted above");
+        let queues = self.queues.get_mut(topic).expect("inserted above");
+        if queues.len() <= index {
+            queues.resize_with(index + 1, Queue::default);
+        }
+        let tp: TopicPartition = (name.clone(), partition);
+        let queue = &mut queues[index];
         let mut batch_full = false;
         if let Some(open) = &queue.open {
-            let Payload::Open(b) = &open.batch.payload else { unreachable!("open batches are open") };
+            let Payload::Open(b) = &open.batch.payload else {
+                unreachable!("open batches are open")
+            };
             let add = b.record_bytes(timestamp, key, value, headers);
             if b.size() + add > batch_bytes {
                 let full = queue.open.take().map(|o| o.batch);
@@ -192,7 +216,9 @@ impl Accumulator {
             self.unfinished += 1;
         }
         let open = queue.open.as_mut().expect("just ensured");
-        let Payload::Open(b) = &mut open.batch.payload else { unreachable!("open batches are open") };
+        let Payload::Open(b) = &mut open.batch.payload else {
+            unreachable!("open batches are open")
+        };
         let offset_delta = b.append(timestamp, key, value, headers);
         open.builder_bytes = b.size();
         open.batch.record_count += 1;
@@ -205,6 +231,7 @@ impl Accumulator {
             batch_full = true;
         }
         Ok(Appended {
+            topic: tp.0,
             completion,
             offset_delta,
             batch_full,
@@ -217,20 +244,22 @@ impl Accumulator {
         let mut ready = Vec::new();
         let mut wake: Option<Instant> = None;
         let mut earliest = |t: Instant| wake = Some(wake.map_or(t, |w: Instant| w.min(t)));
-        for (tp, q) in &mut self.queues {
-            if let Some(open) = &q.open {
-                let due = open.batch.created + self.cfg.linger;
-                if drain_all || due <= now {
-                    let b = q.open.take().map(|o| o.batch);
-                    q.closed.extend(b);
-                } else {
-                    earliest(due);
+        for (topic, queues) in &mut self.queues {
+            for (p, q) in queues.iter_mut().enumerate() {
+                if let Some(open) = &q.open {
+                    let due = open.batch.created + self.cfg.linger;
+                    if drain_all || due <= now {
+                        let b = q.open.take().map(|o| o.batch);
+                        q.closed.extend(b);
+                    } else {
+                        earliest(due);
+                    }
                 }
-            }
-            if let Some(front) = q.closed.front() {
-                match front.retry_at {
-                    Some(t) if t > now => earliest(t),
-                    _ => ready.push(tp.clone()),
+                if let Some(front) = q.closed.front() {
+                    match front.retry_at {
+                        Some(t) if t > now => earliest(t),
+                        _ => ready.push((topic.clone(), p as i32)),
+                    }
                 }
             }
         }
@@ -239,7 +268,10 @@ impl Accumulator {
 
     /// The next batch of `tp` to send, if one is due.
     pub fn drain(&mut self, tp: &TopicPartition, now: Instant) -> Option<Batch> {
-        let q = self.queues.get_mut(tp)?;
+        let q = self
+            .queues
+            .get_mut(&*tp.0)?
+            .get_mut(usize::try_from(tp.1).ok()?)?;
         if q.closed.front()?.retry_at.is_some_and(|t| t > now) {
             return None;
         }
@@ -250,8 +282,17 @@ impl Accumulator {
     pub fn requeue(&mut self, mut batch: Batch, now: Instant, backoff: Duration) {
         batch.attempts += 1;
         batch.retry_at = Some(now + backoff);
-        let q = self.queues.entry(batch.tp.clone()).or_default();
-        let at = q.closed.iter().position(|b| b.seq > batch.seq).unwrap_or(q.closed.len());
+        let index = usize::try_from(batch.tp.1).unwrap_or(0);
+        let queues = self.queues.entry(batch.tp.0.clone()).or_default();
+        if queues.len() <= index {
+            queues.resize_with(index + 1, Queue::default);
+        }
+        let q = &mut queues[index];
+        let at = q
+            .closed
+            .iter()
+            .position(|b| b.seq > batch.seq)
+            .unwrap_or(q.closed.len());
         q.closed.insert(at, batch);
     }
 
@@ -265,11 +306,18 @@ impl Accumulator {
     pub fn expire(&mut self, now: Instant) -> Vec<Batch> {
         let limit = self.cfg.delivery_timeout;
         let mut out = Vec::new();
-        for q in self.queues.values_mut() {
-            while q.closed.front().is_some_and(|b| now.duration_since(b.created) >= limit) {
+        for q in self.queues.values_mut().flatten() {
+            while q
+                .closed
+                .front()
+                .is_some_and(|b| now.duration_since(b.created) >= limit)
+            {
                 out.extend(q.closed.pop_front());
             }
-            if q.open.as_ref().is_some_and(|o| now.duration_since(o.batch.created) >= limit) {
+            if q.open
+                .as_ref()
+                .is_some_and(|o| now.duration_since(o.batch.created) >= limit)
+            {
                 out.extend(q.open.take().map(|o| o.batch));
             }
         }
@@ -325,11 +373,16 @@ mod tests {
         let t0 = Instant::now();
         let v = [7u8; 50];
         for _ in 0..2 {
-            a.append(&tp(0), 1, None, Some(&v), &[], 80, t0).map_err(|_| ()).unwrap();
+            a.append("t", 0, 1, None, Some(&v), &[], 80, t0)
+                .map_err(|_| ())
+                .unwrap();
         }
         assert!(a.ready(t0).0.is_empty(), "lingering");
         // The third record does not fit in 200 bytes: the first batch closes.
-        let third = a.append(&tp(0), 1, None, Some(&v), &[], 80, t0).map_err(|_| ()).unwrap();
+        let third = a
+            .append("t", 0, 1, None, Some(&v), &[], 80, t0)
+            .map_err(|_| ())
+            .unwrap();
         assert!(third.batch_full);
         assert_eq!(third.offset_delta, 0);
         let (ready, wake) = a.ready(t0);
@@ -347,14 +400,22 @@ mod tests {
     fn buffer_memory_is_reserved_until_answered() {
         let mut a = acc(1000, 0, 200);
         let t0 = Instant::now();
-        a.append(&tp(0), 1, None, Some(b"x"), &[], 150, t0).map_err(|_| ()).unwrap();
-        assert!(matches!(a.append(&tp(0), 1, None, Some(b"x"), &[], 100, t0), Err(None)));
-        assert!(matches!(a.append(&tp(0), 1, None, Some(b"x"), &[], 300, t0), Err(Some(_))));
+        a.append("t", 0, 1, None, Some(b"x"), &[], 150, t0)
+            .map_err(|_| ())
+            .unwrap();
+        assert!(matches!(
+            a.append("t", 0, 1, None, Some(b"x"), &[], 100, t0),
+            Err(None)
+        ));
+        assert!(matches!(
+            a.append("t", 0, 1, None, Some(b"x"), &[], 300, t0),
+            Err(Some(_))
+        ));
         a.ready(t0);
         let b = a.drain(&tp(0), t0).unwrap();
         a.finish(&b);
         assert_eq!(a.buffer_used(), 0);
-        assert!(a.append(&tp(0), 1, None, Some(b"x"), &[], 100, t0).is_ok());
+        assert!(a.append("t", 0, 1, None, Some(b"x"), &[], 100, t0).is_ok());
     }
 
     #[test]
@@ -362,7 +423,9 @@ mod tests {
         let mut a = acc(100, 0, 1 << 20);
         let t0 = Instant::now();
         for _ in 0..3 {
-            a.append(&tp(0), 1, None, Some(&[1u8; 60]), &[], 90, t0).map_err(|_| ()).unwrap();
+            a.append("t", 0, 1, None, Some(&[1u8; 60]), &[], 90, t0)
+                .map_err(|_| ())
+                .unwrap();
         }
         a.ready(t0);
         let first = a.drain(&tp(0), t0).unwrap();
@@ -371,7 +434,9 @@ mod tests {
         a.requeue(first, t0, Duration::from_millis(5));
         assert!(a.drain(&tp(0), t0).is_none(), "backing off");
         let later = t0 + Duration::from_millis(5);
-        let seqs: Vec<u64> = std::iter::from_fn(|| a.drain(&tp(0), later)).map(|b| b.seq).collect();
+        let seqs: Vec<u64> = std::iter::from_fn(|| a.drain(&tp(0), later))
+            .map(|b| b.seq)
+            .collect();
         assert_eq!(seqs, vec![0, 1, 2]);
     }
 
@@ -379,7 +444,9 @@ mod tests {
     fn flush_closes_lingering_batches_and_expiry_fails_old_ones() {
         let mut a = acc(1000, 60_000, 1 << 20);
         let t0 = Instant::now();
-        a.append(&tp(1), 1, None, Some(b"x"), &[], 10, t0).map_err(|_| ()).unwrap();
+        a.append("t", 1, 1, None, Some(b"x"), &[], 10, t0)
+            .map_err(|_| ())
+            .unwrap();
         assert!(a.ready(t0).0.is_empty());
         a.begin_flush();
         assert_eq!(a.ready(t0).0, vec![tp(1)]);

@@ -124,8 +124,12 @@ pub struct BatchBuilder {
 
 impl BatchBuilder {
     pub fn new(compression: Compression, capacity: usize) -> Self {
+        // The header is written in place when the batch closes, so an uncompressed batch is
+        // never copied.
+        let mut records = BytesMut::with_capacity(capacity.max(BATCH_HEADER_BYTES));
+        records.put_bytes(0, BATCH_HEADER_BYTES);
         Self {
-            records: BytesMut::with_capacity(capacity),
+            records,
             count: 0,
             base_timestamp: 0,
             max_timestamp: i64::MIN,
@@ -139,7 +143,7 @@ impl BatchBuilder {
 
     /// Bytes the batch would take uncompressed.
     pub fn size(&self) -> usize {
-        BATCH_HEADER_BYTES + self.records.len()
+        self.records.len()
     }
 
     /// What appending this record would add.
@@ -177,30 +181,38 @@ impl BatchBuilder {
 
     /// The finished batch: header, (compressed) records, CRC32C.
     pub fn build(self) -> Result<Bytes> {
-        let records = self.records.freeze();
-        let mut out = BytesMut::with_capacity(BATCH_HEADER_BYTES + records.len() / if self.compression == Compression::None { 1 } else { 2 });
-        out.put_i64(0); // base offset: the broker assigns it
-        out.put_i32(0); // batch length, patched below
-        out.put_i32(-1); // partition leader epoch
-        out.put_i8(2); // magic
-        out.put_u32(0); // crc, patched below
-        out.put_i16(self.compression.attribute());
-        out.put_i32(self.count - 1);
-        out.put_i64(self.base_timestamp);
-        out.put_i64(if self.count == 0 { self.base_timestamp } else { self.max_timestamp });
-        out.put_i64(-1); // producer id
-        out.put_i16(-1); // producer epoch
-        out.put_i32(-1); // base sequence
-        out.put_i32(self.count);
-        match self.compression {
-            Compression::None => out.put_slice(&records),
-            Compression::Gzip => compress_into::<Gzip>(&mut out, &records)?,
-            Compression::Snappy => compress_into::<Snappy>(&mut out, &records)?,
-            Compression::Lz4 => compress_into::<Lz4>(&mut out, &records)?,
-            Compression::Zstd => compress_into::<Zstd>(&mut out, &records)?,
-        }
+        let mut out = match self.compression {
+            Compression::None => self.records,
+            codec => {
+                let records = &self.records[BATCH_HEADER_BYTES..];
+                let mut out = BytesMut::with_capacity(BATCH_HEADER_BYTES + records.len() / 2);
+                out.put_bytes(0, BATCH_HEADER_BYTES);
+                match codec {
+                    Compression::Gzip => compress_into::<Gzip>(&mut out, records)?,
+                    Compression::Snappy => compress_into::<Snappy>(&mut out, records)?,
+                    Compression::Lz4 => compress_into::<Lz4>(&mut out, records)?,
+                    Compression::Zstd => compress_into::<Zstd>(&mut out, records)?,
+                    Compression::None => unreachable!("handled above"),
+                }
+                out
+            }
+        };
         let batch_length = (out.len() - 12) as i32;
-        out[8..12].copy_from_slice(&batch_length.to_be_bytes());
+        let max_timestamp = if self.count == 0 { self.base_timestamp } else { self.max_timestamp };
+        let mut h = &mut out[..BATCH_HEADER_BYTES];
+        h.put_i64(0); // base offset: the broker assigns it
+        h.put_i32(batch_length);
+        h.put_i32(-1); // partition leader epoch
+        h.put_i8(2); // magic
+        h.put_u32(0); // crc, filled in below
+        h.put_i16(self.compression.attribute());
+        h.put_i32(self.count - 1);
+        h.put_i64(self.base_timestamp);
+        h.put_i64(max_timestamp);
+        h.put_i64(-1); // producer id
+        h.put_i16(-1); // producer epoch
+        h.put_i32(-1); // base sequence
+        h.put_i32(self.count);
         let crc = crc32c::crc32c(&out[21..]);
         out[17..21].copy_from_slice(&crc.to_be_bytes());
         Ok(out.freeze())

@@ -19,6 +19,7 @@ pub mod accumulator;
 pub mod batch;
 pub mod partitioner;
 mod sender;
+mod wire;
 
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
@@ -250,7 +251,8 @@ impl Producer {
     /// room in `buffer.memory`; the returned future resolves when the broker answers.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         let s = &self.shared;
-        let deadline = Instant::now() + s.cfg.max_block;
+        let now = Instant::now();
+        let deadline = now + s.cfg.max_block;
         let partitions = match s.cluster.view().partition_count(&record.topic) {
             Some(n) => n,
             None => {
@@ -288,19 +290,19 @@ impl Producer {
                 .partition(&record.topic, record.key.as_deref(), estimate, partitions),
         };
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
-        let tp: accumulator::TopicPartition = (Arc::from(record.topic.as_str()), partition);
         loop {
             let space = s.space.notified();
             tokio::pin!(space);
             space.as_mut().enable();
             let appended = s.lock().append(
-                &tp,
+                &record.topic,
+                partition,
                 timestamp,
                 record.key.as_deref(),
                 record.value.as_deref(),
                 &record.headers,
                 estimate,
-                Instant::now(),
+                now,
             );
             match appended {
                 Ok(a) => {
@@ -309,7 +311,7 @@ impl Producer {
                     }
                     return Ok(DeliveryFuture {
                         rx: a.completion,
-                        topic: tp.0,
+                        topic: a.topic,
                         partition,
                         offset_delta: a.offset_delta,
                         timestamp,

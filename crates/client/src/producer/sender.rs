@@ -4,9 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ProduceRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 
 use super::accumulator::{Batch, BatchAck, TopicPartition};
 use super::Shared;
@@ -158,40 +156,40 @@ async fn produce(s: &Arc<Shared>, leader: i32, batches: Vec<Batch>) {
             return;
         }
     };
-    let mut by_topic: Vec<TopicProduceData> = Vec::new();
+    let mut by_topic: Vec<(&str, Vec<(i32, bytes::Bytes)>)> = Vec::new();
     for b in &batches {
         let records = match &b.payload {
             super::accumulator::Payload::Sealed(bytes) => bytes.clone(),
             super::accumulator::Payload::Open(_) => continue,
         };
-        let data = PartitionProduceData::default().with_index(b.tp.1).with_records(Some(records));
-        match by_topic.iter_mut().find(|t| &*t.name.0 == &*b.tp.0) {
-            Some(t) => t.partition_data.push(data),
-            None => by_topic.push(
-                TopicProduceData::default()
-                    .with_name(TopicName(StrBytes::from_string(b.tp.0.to_string())))
-                    .with_partition_data(vec![data]),
-            ),
+        match by_topic.iter_mut().find(|(t, _)| *t == &*b.tp.0) {
+            Some((_, ps)) => ps.push((b.tp.1, records)),
+            None => by_topic.push((&*b.tp.0, vec![(b.tp.1, records)])),
         }
     }
     let timeout_ms = s.cfg.client.request_timeout.as_millis().min(i32::MAX as u128) as i32;
-    let req = ProduceRequest::default()
-        .with_acks(s.cfg.acks)
-        .with_timeout_ms(timeout_ms)
-        .with_topic_data(by_topic);
-    if s.cfg.acks == 0 {
-        let sent = conn.version_for::<ProduceRequest>().and_then(|v| conn.send_oneway(&req, v));
-        for b in batches {
-            match &sent {
-                Ok(()) => finish(s, &b, Ok(BatchAck { base_offset: -1, log_append_time: -1 })),
-                Err(e) => {
-                    retry_or_fail(s, b, e.clone());
-                }
+    let sent = conn.version_for::<ProduceRequest>().and_then(|v| {
+        let body = super::wire::produce_body(v, s.cfg.acks, timeout_ms, &by_topic);
+        conn.submit_chunks(ApiKey::Produce, v, body, s.cfg.acks != 0).map(|p| (v, p))
+    });
+    drop(by_topic);
+    let (version, pending) = match sent {
+        Ok(x) => x,
+        Err(e) => {
+            for b in batches {
+                retry_or_fail(s, b, e.clone());
             }
+            return;
+        }
+    };
+    let Some(pending) = pending else {
+        // acks=0: written is all we learn.
+        for b in batches {
+            finish(s, &b, Ok(BatchAck { base_offset: -1, log_append_time: -1 }));
         }
         return;
-    }
-    let resp = match conn.send(&req).await {
+    };
+    let resp: ProduceResponse = match conn.reply(ApiKey::Produce, version, pending, conn.request_timeout()).await {
         Ok(r) => r,
         Err(e) => {
             let topics: Vec<String> = batches.iter().map(|b| b.tp.0.to_string()).collect();
