@@ -233,3 +233,35 @@ async fn log_append_time_and_explicit_timestamps_come_back() {
     let m = p.send(ProducerRecord { topic: "ct".into(), value: None, key: Some(Bytes::from_static(b"k")), ..Default::default() }).await.unwrap().await.unwrap();
     assert_eq!(m.offset, 1);
 }
+
+#[tokio::test]
+async fn callbacks_report_every_record_once() {
+    let b = TestBroker::start(&[]).await.unwrap();
+    let p = producer(&b, &[("linger.ms", "5")]);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for n in 0..500 {
+        let tx = tx.clone();
+        p.send_with_callback(ProducerRecord::new("cb").partition(0).value(format!("{n}")), move |r| {
+            let _ = tx.send((n, r.map(|m| m.offset)));
+        })
+        .await
+        .unwrap();
+    }
+    // A record that cannot be delivered reports its error through the callback.
+    let tx2 = tx.clone();
+    let bad = producer(&b, &[("retries", "0"), ("max.block.ms", "500")]);
+    let refused = bad
+        .send_with_callback(ProducerRecord::new("cb").partition(9).value("x"), move |r| {
+            let _ = tx2.send((-1, r.map(|m| m.offset)));
+        })
+        .await;
+    assert!(refused.is_err(), "an unknown partition is refused before enqueueing");
+    drop(tx);
+    p.flush().await.unwrap();
+    let mut got = Vec::new();
+    while let Some((n, r)) = rx.recv().await {
+        got.push((n, r.unwrap()));
+    }
+    got.sort();
+    assert_eq!(got, (0..500).map(|n| (n, n as i64)).collect::<Vec<_>>());
+}

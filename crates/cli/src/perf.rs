@@ -1,6 +1,8 @@
 //! `strand perf produce|consume`: the jobs of kafka-producer-perf-test and
 //! kafka-consumer-perf-test, against any Kafka-protocol cluster.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -130,22 +132,12 @@ fn produce(a: ProduceArgs) -> anyhow::Result<()> {
         let producer = Producer::new(config)?;
         producer.partitions_for(&a.topic).await?;
         let pool = payload_pool(a.record_size);
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<(Instant, strand_client::DeliveryFuture)>(1 << 20);
-        let collector = tokio::spawn(async move {
-            let mut lat: Vec<u32> = Vec::new();
-            let mut errors = 0u64;
-            let mut first_error = None;
-            while let Some((sent, d)) = rx.recv().await {
-                match d.await {
-                    Ok(_) => lat.push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32),
-                    Err(e) => {
-                        errors += 1;
-                        first_error.get_or_insert(e);
-                    }
-                }
-            }
-            (lat, errors, first_error)
-        });
+        // Callbacks run on the sender task; they only push a number, so one lock suffices.
+        static LATENCIES: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+        static ERRORS: AtomicU64 = AtomicU64::new(0);
+        static FIRST_ERROR: Mutex<Option<String>> = Mutex::new(None);
+        LATENCIES.lock().unwrap_or_else(|p| p.into_inner()).reserve(a.num_records.min(10_000_000) as usize);
+        let topic = a.topic.clone();
         let start = Instant::now();
         let end = a.duration_s.map(|s| start + Duration::from_secs(s));
         let mut last_report = start;
@@ -165,8 +157,19 @@ fn produce(a: ProduceArgs) -> anyhow::Result<()> {
             let off = (sent as usize * 7919) % 65_536;
             let value = pool.slice(off..off + a.record_size);
             let now = Instant::now();
-            let d = producer.send(ProducerRecord { topic: a.topic.clone(), value: Some(value), ..Default::default() }).await?;
-            tx.send((now, d)).await.map_err(|_| anyhow::anyhow!("collector stopped"))?;
+            let record = ProducerRecord { topic: topic.clone(), value: Some(value), ..Default::default() };
+            producer
+                .send_with_callback(record, move |r| match r {
+                    Ok(_) => {
+                        let us = now.elapsed().as_micros().min(u32::MAX as u128) as u32;
+                        LATENCIES.lock().unwrap_or_else(|p| p.into_inner()).push(us);
+                    }
+                    Err(e) => {
+                        ERRORS.fetch_add(1, Ordering::Relaxed);
+                        FIRST_ERROR.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e.to_string());
+                    }
+                })
+                .await?;
             sent += 1;
             if a.progress_s > 0 && sent % 4096 == 0 && last_report.elapsed() >= Duration::from_secs(a.progress_s) {
                 let dt = last_report.elapsed().as_secs_f64();
@@ -180,11 +183,12 @@ fn produce(a: ProduceArgs) -> anyhow::Result<()> {
                 reported = sent;
             }
         }
-        drop(tx);
         producer.flush().await?;
         let elapsed = start.elapsed().as_secs_f64();
-        let (mut lat, errors, first_error) = collector.await?;
         producer.close().await?;
+        let mut lat = std::mem::take(&mut *LATENCIES.lock().unwrap_or_else(|p| p.into_inner()));
+        let errors = ERRORS.load(Ordering::Relaxed);
+        let first_error = FIRST_ERROR.lock().unwrap_or_else(|p| p.into_inner()).take();
         let acked = lat.len() as u64;
         let rps = acked as f64 / elapsed;
         let mibs = rps * a.record_size as f64 / 1048576.0;

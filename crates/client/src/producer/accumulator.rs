@@ -31,6 +31,9 @@ pub struct BatchAck {
 
 pub type Completion = watch::Sender<Option<Result<BatchAck>>>;
 
+/// Called once with the record's fate, from the sender task.
+pub type Callback = Box<dyn FnOnce(Result<super::RecordMetadata>) + Send>;
+
 /// The payload of a batch: still open for appends, or closed and encoded.
 pub enum Payload {
     Open(BatchBuilder),
@@ -49,6 +52,8 @@ pub struct Batch {
     pub reserved: usize,
     /// Creation order, to put retries back in place.
     pub seq: u64,
+    /// Records sent with a callback: `(offset delta, timestamp, callback)`.
+    pub callbacks: Vec<(i32, i64, Callback)>,
 }
 
 impl Batch {
@@ -68,11 +73,22 @@ impl Batch {
         }
     }
 
-    pub fn fail(&self, e: Error) {
+    pub fn fail(&mut self, e: Error) {
+        for (_, _, cb) in self.callbacks.drain(..) {
+            cb(Err(e.clone()));
+        }
         self.completion.send_replace(Some(Err(e)));
     }
 
-    pub fn succeed(&self, ack: BatchAck) {
+    pub fn succeed(&mut self, ack: BatchAck) {
+        for (delta, timestamp, cb) in self.callbacks.drain(..) {
+            cb(Ok(super::RecordMetadata {
+                topic: self.tp.0.clone(),
+                partition: self.tp.1,
+                offset: if ack.base_offset < 0 { -1 } else { ack.base_offset + i64::from(delta) },
+                timestamp: if ack.log_append_time >= 0 { ack.log_append_time } else { timestamp },
+            }));
+        }
         self.completion.send_replace(Some(Ok(ack)));
     }
 }
@@ -91,7 +107,8 @@ struct Queue {
 /// Where an appended record went.
 pub struct Appended {
     pub topic: Arc<str>,
-    pub completion: watch::Receiver<Option<Result<BatchAck>>>,
+    /// `None` when the record came with a callback.
+    pub completion: Option<watch::Receiver<Option<Result<BatchAck>>>>,
     pub offset_delta: i32,
     /// The append closed a full batch: the sender has work now.
     pub batch_full: bool,
@@ -152,22 +169,26 @@ impl Accumulator {
         headers: &[Header],
         estimate: usize,
         now: Instant,
-    ) -> std::result::Result<Appended, Option<Error>> {
+        callback: Option<Callback>,
+    ) -> std::result::Result<Appended, (Option<Error>, Option<Callback>)> {
         if self.closed {
-            return Err(Some(Error::Closed));
+            return Err((Some(Error::Closed), callback));
         }
         if estimate > self.cfg.buffer_bytes {
-            return Err(Some(Error::InvalidRecord(format!(
-                "a record of {estimate} bytes is larger than buffer.memory ({})",
-                self.cfg.buffer_bytes
-            ))));
+            return Err((
+                Some(Error::InvalidRecord(format!(
+                    "a record of {estimate} bytes is larger than buffer.memory ({})",
+                    self.cfg.buffer_bytes
+                ))),
+                callback,
+            ));
         }
         if self.buffer_used + estimate > self.cfg.buffer_bytes {
-            return Err(None);
+            return Err((None, callback));
         }
         let batch_bytes = self.cfg.batch_bytes;
         let Ok(index) = usize::try_from(partition) else {
-            return Err(Some(Error::InvalidRecord(format!("partition {partition}"))));
+            return Err((Some(Error::InvalidRecord(format!("partition {partition}"))), callback));
         };
         if !self.queues.contains_key(topic) {
             self.queues.insert(Arc::from(topic), Vec::new());
@@ -209,6 +230,7 @@ impl Accumulator {
                     completion: Arc::new(tx),
                     reserved: 0,
                     seq: self.next_seq,
+                    callbacks: Vec::new(),
                 },
                 builder_bytes: 0,
             });
@@ -224,7 +246,13 @@ impl Accumulator {
         open.batch.record_count += 1;
         open.batch.reserved += estimate;
         self.buffer_used += estimate;
-        let completion = open.batch.completion.subscribe();
+        let completion = match callback {
+            Some(cb) => {
+                open.batch.callbacks.push((offset_delta, timestamp, cb));
+                None
+            }
+            None => Some(open.batch.completion.subscribe()),
+        };
         if open.builder_bytes >= batch_bytes {
             let full = queue.open.take().map(|o| o.batch);
             queue.closed.extend(full);
@@ -373,14 +401,14 @@ mod tests {
         let t0 = Instant::now();
         let v = [7u8; 50];
         for _ in 0..2 {
-            a.append("t", 0, 1, None, Some(&v), &[], 80, t0)
+            a.append("t", 0, 1, None, Some(&v), &[], 80, t0, None)
                 .map_err(|_| ())
                 .unwrap();
         }
         assert!(a.ready(t0).0.is_empty(), "lingering");
         // The third record does not fit in 200 bytes: the first batch closes.
         let third = a
-            .append("t", 0, 1, None, Some(&v), &[], 80, t0)
+            .append("t", 0, 1, None, Some(&v), &[], 80, t0, None)
             .map_err(|_| ())
             .unwrap();
         assert!(third.batch_full);
@@ -400,22 +428,22 @@ mod tests {
     fn buffer_memory_is_reserved_until_answered() {
         let mut a = acc(1000, 0, 200);
         let t0 = Instant::now();
-        a.append("t", 0, 1, None, Some(b"x"), &[], 150, t0)
+        a.append("t", 0, 1, None, Some(b"x"), &[], 150, t0, None)
             .map_err(|_| ())
             .unwrap();
         assert!(matches!(
-            a.append("t", 0, 1, None, Some(b"x"), &[], 100, t0),
-            Err(None)
+            a.append("t", 0, 1, None, Some(b"x"), &[], 100, t0, None),
+            Err((None, _))
         ));
         assert!(matches!(
-            a.append("t", 0, 1, None, Some(b"x"), &[], 300, t0),
-            Err(Some(_))
+            a.append("t", 0, 1, None, Some(b"x"), &[], 300, t0, None),
+            Err((Some(_), _))
         ));
         a.ready(t0);
         let b = a.drain(&tp(0), t0).unwrap();
         a.finish(&b);
         assert_eq!(a.buffer_used(), 0);
-        assert!(a.append("t", 0, 1, None, Some(b"x"), &[], 100, t0).is_ok());
+        assert!(a.append("t", 0, 1, None, Some(b"x"), &[], 100, t0, None).is_ok());
     }
 
     #[test]
@@ -423,7 +451,7 @@ mod tests {
         let mut a = acc(100, 0, 1 << 20);
         let t0 = Instant::now();
         for _ in 0..3 {
-            a.append("t", 0, 1, None, Some(&[1u8; 60]), &[], 90, t0)
+            a.append("t", 0, 1, None, Some(&[1u8; 60]), &[], 90, t0, None)
                 .map_err(|_| ())
                 .unwrap();
         }
@@ -444,7 +472,7 @@ mod tests {
     fn flush_closes_lingering_batches_and_expiry_fails_old_ones() {
         let mut a = acc(1000, 60_000, 1 << 20);
         let t0 = Instant::now();
-        a.append("t", 1, 1, None, Some(b"x"), &[], 10, t0)
+        a.append("t", 1, 1, None, Some(b"x"), &[], 10, t0, None)
             .map_err(|_| ())
             .unwrap();
         assert!(a.ready(t0).0.is_empty());

@@ -143,7 +143,7 @@ impl ProducerRecord {
 /// Where a record landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMetadata {
-    pub topic: String,
+    pub topic: Arc<str>,
     pub partition: i32,
     /// `-1` with `acks=0`.
     pub offset: i64,
@@ -174,7 +174,7 @@ impl DeliveryFuture {
             }
         };
         Ok(RecordMetadata {
-            topic: self.topic.to_string(),
+            topic: self.topic,
             partition: self.partition,
             offset: if ack.base_offset < 0 { -1 } else { ack.base_offset + self.offset_delta as i64 },
             timestamp: if ack.log_append_time >= 0 { ack.log_append_time } else { self.timestamp },
@@ -250,6 +250,32 @@ impl Producer {
     /// Adds the record to a batch. Waits (up to `max.block.ms`) for topic metadata and for
     /// room in `buffer.memory`; the returned future resolves when the broker answers.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+        let (a, partition, timestamp) = self.enqueue(record, None).await.map_err(|(e, _)| e)?;
+        Ok(DeliveryFuture {
+            rx: a.completion.ok_or(Error::Closed)?,
+            topic: a.topic,
+            partition,
+            offset_delta: a.offset_delta,
+            timestamp,
+        })
+    }
+
+    /// Like [`send`](Self::send), but `callback` is called (on the sender task) with the
+    /// record's metadata or error instead of a future being returned — the cheaper way to
+    /// learn the fate of many records, as the Java client's `send(record, callback)`. If the
+    /// record cannot be enqueued, the callback is not called and the error is returned.
+    pub async fn send_with_callback<F>(&self, record: ProducerRecord, callback: F) -> Result<()>
+    where
+        F: FnOnce(Result<RecordMetadata>) + Send + 'static,
+    {
+        self.enqueue(record, Some(Box::new(callback))).await.map(|_| ()).map_err(|(e, _)| e)
+    }
+
+    async fn enqueue(
+        &self,
+        record: ProducerRecord,
+        mut callback: Option<accumulator::Callback>,
+    ) -> std::result::Result<(accumulator::Appended, i32, i64), (Error, Option<accumulator::Callback>)> {
         let s = &self.shared;
         let now = Instant::now();
         let deadline = now + s.cfg.max_block;
@@ -258,30 +284,31 @@ impl Producer {
             None => {
                 let wait = s.cluster.wait_topic(&record.topic, true, deadline);
                 match tokio::time::timeout_at(deadline.into(), wait).await {
-                    Ok(t) => t?.partitions.len(),
+                    Ok(Ok(t)) => t.partitions.len(),
+                    Ok(Err(e)) => return Err((e, callback)),
                     Err(_) => {
-                        return Err(Error::BufferExhausted(format!(
-                            "no metadata for topic {} within max.block.ms",
-                            record.topic
-                        )))
+                        let e = Error::BufferExhausted(format!("no metadata for topic {} within max.block.ms", record.topic));
+                        return Err((e, callback));
                     }
                 }
             }
         };
         let estimate = batch::estimate_record_bytes(record.key.as_deref(), record.value.as_deref(), &record.headers);
         if estimate + batch::BATCH_HEADER_BYTES > s.cfg.request_bytes_max {
-            return Err(Error::InvalidRecord(format!(
+            let e = Error::InvalidRecord(format!(
                 "RECORD_TOO_LARGE: {estimate} bytes is more than max.request.size ({})",
                 s.cfg.request_bytes_max
-            )));
+            ));
+            return Err((e, callback));
         }
         let partition = match record.partition {
             Some(p) if p >= 0 && (p as usize) < partitions => p,
             Some(p) => {
-                return Err(Error::InvalidRecord(format!(
+                let e = Error::InvalidRecord(format!(
                     "partition {p} of topic {} does not exist ({partitions} partitions)",
                     record.topic
-                )))
+                ));
+                return Err((e, callback));
             }
             None => s
                 .partitioner
@@ -290,6 +317,7 @@ impl Producer {
                 .partition(&record.topic, record.key.as_deref(), estimate, partitions),
         };
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
+        let mut now = now;
         loop {
             let space = s.space.notified();
             tokio::pin!(space);
@@ -303,28 +331,26 @@ impl Producer {
                 &record.headers,
                 estimate,
                 now,
+                callback.take(),
             );
             match appended {
                 Ok(a) => {
                     if a.batch_full || a.offset_delta == 0 {
                         s.wake.notify_one();
                     }
-                    return Ok(DeliveryFuture {
-                        rx: a.completion,
-                        topic: a.topic,
-                        partition,
-                        offset_delta: a.offset_delta,
-                        timestamp,
-                    });
+                    return Ok((a, partition, timestamp));
                 }
-                Err(Some(e)) => return Err(e),
-                Err(None) => {
+                Err((Some(e), cb)) => return Err((e, cb)),
+                Err((None, cb)) => {
+                    callback = cb;
                     if tokio::time::timeout_at(deadline.into(), space).await.is_err() {
-                        return Err(Error::BufferExhausted(format!(
+                        let e = Error::BufferExhausted(format!(
                             "buffer.memory ({} bytes) stayed full for max.block.ms",
                             s.cfg.buffer_bytes
-                        )));
+                        ));
+                        return Err((e, callback));
                     }
+                    now = Instant::now();
                 }
             }
         }

@@ -19,14 +19,14 @@ pub(crate) async fn run(s: Arc<Shared>) {
         tokio::pin!(wake);
         wake.as_mut().enable();
         let now = Instant::now();
-        let (ready, next_wake, expired, done) = {
+        let (ready, next_wake, mut expired, done) = {
             let mut acc = s.lock();
             let expired = acc.expire(now);
             let (ready, next) = acc.ready(now);
             (ready, next, expired, acc.is_closed() && acc.unfinished() == 0)
         };
         if !expired.is_empty() {
-            for b in &expired {
+            for b in &mut expired {
                 b.fail(Error::Timeout(format!(
                     "{} records for {}-{} waited past delivery.timeout.ms",
                     b.record_count, b.tp.0, b.tp.1
@@ -75,7 +75,7 @@ pub(crate) async fn run(s: Arc<Shared>) {
                 match b.seal() {
                     Ok(data) => bytes += data.len(),
                     Err(e) => {
-                        finish(&s, &b, Err(e));
+                        finish(&s, &mut b, Err(e));
                         continue;
                     }
                 }
@@ -117,7 +117,7 @@ fn release(in_flight: &Mutex<HashMap<i32, usize>>, leader: i32) {
 }
 
 /// Completes a batch for good and releases its memory.
-fn finish(s: &Shared, batch: &Batch, result: Result<BatchAck>) {
+fn finish(s: &Shared, batch: &mut Batch, result: Result<BatchAck>) {
     match result {
         Ok(ack) => batch.succeed(ack),
         Err(e) => batch.fail(e),
@@ -139,7 +139,8 @@ fn retry_or_fail(s: &Shared, batch: Batch, e: Error) -> bool {
         s.lock().requeue(batch, Instant::now(), s.cfg.client.retry_backoff);
         true
     } else {
-        finish(s, &batch, Err(e));
+        let mut batch = batch;
+        finish(s, &mut batch, Err(e));
         false
     }
 }
@@ -184,8 +185,8 @@ async fn produce(s: &Arc<Shared>, leader: i32, batches: Vec<Batch>) {
     };
     let Some(pending) = pending else {
         // acks=0: written is all we learn.
-        for b in batches {
-            finish(s, &b, Ok(BatchAck { base_offset: -1, log_append_time: -1 }));
+        for mut b in batches {
+            finish(s, &mut b, Ok(BatchAck { base_offset: -1, log_append_time: -1 }));
         }
         return;
     };
@@ -201,7 +202,7 @@ async fn produce(s: &Arc<Shared>, leader: i32, batches: Vec<Batch>) {
         }
     };
     let mut stale_metadata: Vec<String> = Vec::new();
-    for b in batches {
+    for mut b in batches {
         let answer = resp
             .responses
             .iter()
@@ -210,11 +211,11 @@ async fn produce(s: &Arc<Shared>, leader: i32, batches: Vec<Batch>) {
             .find(|p| p.index == b.tp.1);
         let Some(p) = answer else {
             let e = Error::protocol(format!("no answer for {}-{} in the produce response", b.tp.0, b.tp.1));
-            finish(s, &b, Err(e));
+            finish(s, &mut b, Err(e));
             continue;
         };
         if p.error_code == 0 {
-            finish(s, &b, Ok(BatchAck { base_offset: p.base_offset, log_append_time: p.log_append_time_ms }));
+            finish(s, &mut b, Ok(BatchAck { base_offset: p.base_offset, log_append_time: p.log_append_time_ms }));
             continue;
         }
         let mut context = format!("topic {} partition {}", b.tp.0, b.tp.1);
