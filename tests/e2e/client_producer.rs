@@ -265,3 +265,123 @@ async fn callbacks_report_every_record_once() {
     got.sort();
     assert_eq!(got, (0..500).map(|n| (n, n as i64)).collect::<Vec<_>>());
 }
+
+/// A fake broker: answers ApiVersions and Metadata (one topic `hole`, led by itself) and
+/// swallows every Produce request, counting them and the client ids they carry.
+struct BlackHole {
+    addr: std::net::SocketAddr,
+    produces: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    client_ids: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+async fn black_hole() -> BlackHole {
+    use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+    use kafka_protocol::messages::{ApiKey, BrokerId, MetadataResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    use std::sync::atomic::Ordering;
+    use strand_protocol::frame::{encode_response, RequestFrame};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let produces = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let client_ids = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (p2, ids2) = (produces.clone(), client_ids.clone());
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let (p3, ids3) = (p2.clone(), ids2.clone());
+            tokio::spawn(async move {
+                loop {
+                    let Ok(size) = sock.read_i32().await else { return };
+                    let mut buf = vec![0u8; size as usize];
+                    if sock.read_exact(&mut buf).await.is_err() {
+                        return;
+                    }
+                    let frame = RequestFrame::parse(Bytes::from(buf)).unwrap();
+                    let (v, id) = (frame.version(), frame.correlation_id());
+                    let out = match frame.api_key {
+                        ApiKey::ApiVersions => encode_response(ApiKey::ApiVersions, v, id, &strand_protocol::api::api_versions_response(0)).unwrap(),
+                        ApiKey::Metadata => {
+                            let resp = MetadataResponse::default()
+                                .with_brokers(vec![MetadataResponseBroker::default()
+                                    .with_node_id(BrokerId(1))
+                                    .with_host(StrBytes::from_static_str("127.0.0.1"))
+                                    .with_port(addr.port() as i32)])
+                                .with_controller_id(BrokerId(1))
+                                .with_topics(vec![MetadataResponseTopic::default()
+                                    .with_name(Some(TopicName(StrBytes::from_static_str("hole"))))
+                                    .with_topic_id(uuid::Uuid::new_v4())
+                                    .with_partitions(vec![MetadataResponsePartition::default()
+                                        .with_partition_index(0)
+                                        .with_leader_id(BrokerId(1))
+                                        .with_replica_nodes(vec![BrokerId(1)])
+                                        .with_isr_nodes(vec![BrokerId(1)])])]);
+                            encode_response(ApiKey::Metadata, v, id, &resp).unwrap()
+                        }
+                        ApiKey::Produce => {
+                            p3.fetch_add(1, Ordering::SeqCst);
+                            ids3.lock().unwrap().push(frame.header.client_id.as_deref().unwrap_or("").to_string());
+                            continue; // never answered
+                        }
+                        _ => return,
+                    };
+                    if sock.write_all(&out).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    BlackHole { addr, produces, client_ids }
+}
+
+#[tokio::test]
+async fn request_timeout_max_in_flight_and_client_id_reach_the_wire() {
+    use std::sync::atomic::Ordering;
+    let hole = black_hole().await;
+    let cfg = Config::new()
+        .set("bootstrap.servers", hole.addr)
+        .set("client.id", "billing-app")
+        .set("request.timeout.ms", "400")
+        .set("delivery.timeout.ms", "60000")
+        .set("retries", "0")
+        .set("linger.ms", "0")
+        .set("batch.size", "1") // every record is a batch of its own
+        .set("max.in.flight.requests.per.connection", "2");
+    let p = Producer::new(cfg).unwrap();
+    let start = std::time::Instant::now();
+    let mut ds = Vec::new();
+    for n in 0..5 {
+        ds.push(p.send(ProducerRecord::new("hole").partition(0).value(format!("{n}"))).await.unwrap());
+    }
+    // Only two requests go out while none is answered.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(hole.produces.load(Ordering::SeqCst), 2, "max.in.flight.requests.per.connection");
+    let e = ds.remove(0).await.unwrap_err();
+    assert!(matches!(e, Error::Timeout(_)), "{e}");
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(390), "request.timeout.ms: gave up after {waited:?}");
+    assert!(hole.client_ids.lock().unwrap().iter().all(|c| c == "billing-app"));
+}
+
+#[tokio::test]
+async fn retries_zero_fails_at_the_first_retriable_error() {
+    let b = TestBroker::start(&[]).await.unwrap();
+    let mut c = b.client().await.unwrap();
+    create_topic(&mut c, "doomed", 1, &[]).await.unwrap();
+    let once = producer(&b, &[("retries", "0")]);
+    let patient = producer(&b, &[("delivery.timeout.ms", "1500"), ("retry.backoff.ms", "50")]);
+    for p in [&once, &patient] {
+        p.send(ProducerRecord::new("doomed").value("warm")).await.unwrap().await.unwrap();
+    }
+    // Delete the topic behind the producers' backs: produce answers UNKNOWN_TOPIC_OR_PARTITION.
+    let req = kafka_protocol::messages::DeleteTopicsRequest::default()
+        .with_topic_names(vec![strand_tests::name("doomed")])
+        .with_timeout_ms(5000);
+    let _: kafka_protocol::messages::DeleteTopicsResponse = c.send(kafka_protocol::messages::ApiKey::DeleteTopics, 4, &req).await.unwrap();
+    let start = std::time::Instant::now();
+    let e = once.send(ProducerRecord::new("doomed").partition(0).value("x")).await.unwrap().await.unwrap_err();
+    assert_eq!(e.code(), Some(strand_client::KafkaCode::UNKNOWN_TOPIC_OR_PARTITION), "{e}");
+    let first = start.elapsed();
+    let e = patient.send(ProducerRecord::new("doomed").partition(0).value("x")).await.unwrap().await.unwrap_err();
+    assert!(start.elapsed() >= first + Duration::from_millis(1000), "retried until delivery.timeout.ms: {e}");
+}

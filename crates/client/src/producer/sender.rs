@@ -59,6 +59,8 @@ pub(crate) async fn run(s: Arc<Shared>) {
             }));
         }
         let mut retry_soon = retry_soon_unknown;
+        // A request went out: look again at once, more may be ready for the same leader.
+        let mut sent_any = false;
         for (leader, tps) in by_leader {
             {
                 let mut f = in_flight.lock().unwrap_or_else(|p| p.into_inner());
@@ -89,6 +91,7 @@ pub(crate) async fn run(s: Arc<Shared>) {
                 release(&in_flight, leader);
                 continue;
             }
+            sent_any = true;
             let s2 = s.clone();
             let f2 = in_flight.clone();
             tokio::spawn(async move {
@@ -96,6 +99,10 @@ pub(crate) async fn run(s: Arc<Shared>) {
                 release(&f2, leader);
                 s2.wake.notify_one();
             });
+        }
+        if sent_any {
+            tokio::task::yield_now().await;
+            continue;
         }
         let sleep_until = match (next_wake, retry_soon) {
             (_, true) => Instant::now() + s.cluster.backoff().min(Duration::from_millis(50)),
