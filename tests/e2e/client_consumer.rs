@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use strand_client::consumer::{RebalanceListener, Revocation};
-use strand_client::{Config, Consumer, ConsumerRecord, Error, Producer, ProducerRecord, TopicPartition};
+use strand_client::{
+    Config, Consumer, ConsumerRecord, Error, Producer, ProducerRecord, TopicPartition,
+};
 use strand_testkit::TestBroker;
 use tokio::sync::mpsc;
 
@@ -27,11 +29,18 @@ fn config(b: &TestBroker, extra: &[(&str, &str)]) -> Config {
     c
 }
 
-async fn produce(b: &TestBroker, topic: &str, partition: Option<i32>, range: std::ops::Range<usize>) {
+async fn produce(
+    b: &TestBroker,
+    topic: &str,
+    partition: Option<i32>,
+    range: std::ops::Range<usize>,
+) {
     let p = Producer::new(config(b, &[("linger.ms", "2")])).unwrap();
     let mut ds = Vec::new();
     for n in range {
-        let mut r = ProducerRecord::new(topic).key(format!("k{n}")).value(format!("v{n}"));
+        let mut r = ProducerRecord::new(topic)
+            .key(format!("k{n}"))
+            .value(format!("v{n}"));
         if let Some(p) = partition {
             r = r.partition(p);
         }
@@ -60,7 +69,14 @@ fn tp(t: &str, p: i32) -> TopicPartition {
 async fn assign_seek_pause_and_max_poll_records() {
     let b = TestBroker::start(&[]).await.unwrap();
     produce(&b, "a", Some(0), 0..1000).await;
-    let mut c = Consumer::new(config(&b, &[("auto.offset.reset", "earliest"), ("max.poll.records", "64")])).unwrap();
+    let mut c = Consumer::new(config(
+        &b,
+        &[
+            ("auto.offset.reset", "earliest"),
+            ("max.poll.records", "64"),
+        ],
+    ))
+    .unwrap();
     c.assign(&[tp("a", 0)]).unwrap();
     let mut got = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -77,7 +93,10 @@ async fn assign_seek_pause_and_max_poll_records() {
     let r = poll_until(&mut c, 1, Duration::from_secs(5)).await;
     assert_eq!(r[0].offset, 500);
     c.seek_to_beginning(&[tp("a", 0)]).await.unwrap();
-    assert_eq!(poll_until(&mut c, 1, Duration::from_secs(5)).await[0].offset, 0);
+    assert_eq!(
+        poll_until(&mut c, 1, Duration::from_secs(5)).await[0].offset,
+        0
+    );
     c.seek_to_end(&[tp("a", 0)]).await.unwrap();
     assert_eq!(c.position(&tp("a", 0)).await.unwrap(), 1000);
     // Paused partitions return nothing until resumed.
@@ -87,7 +106,10 @@ async fn assign_seek_pause_and_max_poll_records() {
     assert_eq!(c.paused(), vec![tp("a", 0)]);
     c.resume(&[tp("a", 0)]);
     let r = poll_until(&mut c, 10, Duration::from_secs(5)).await;
-    assert_eq!(r.iter().map(|r| r.offset).collect::<Vec<_>>(), (1000..1010).collect::<Vec<_>>());
+    assert_eq!(
+        r.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        (1000..1010).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]
@@ -100,7 +122,11 @@ async fn auto_offset_reset_latest_earliest_and_none() {
     produce(&b, "reset", Some(0), 10..12).await;
     let r = poll_until(&mut latest, 2, Duration::from_secs(5)).await;
     assert_eq!(r.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![10, 11]);
-    let mut none = Consumer::new(config(&b, &[("auto.offset.reset", "none"), ("group.id", "g-none")])).unwrap();
+    let mut none = Consumer::new(config(
+        &b,
+        &[("auto.offset.reset", "none"), ("group.id", "g-none")],
+    ))
+    .unwrap();
     none.assign(&[tp("reset", 0)]).unwrap();
     let e = none.poll(Duration::from_millis(500)).await.unwrap_err();
     assert!(e.to_string().contains("auto.offset.reset=none"), "{e}");
@@ -109,33 +135,52 @@ async fn auto_offset_reset_latest_earliest_and_none() {
     early.assign(&[tp("reset", 0)]).unwrap();
     early.seek(&tp("reset", 0), 1_000_000).unwrap();
     let r = poll_until(&mut early, 1, Duration::from_secs(5)).await;
-    assert_eq!(r[0].offset, 0, "reset to earliest after an out-of-range offset");
+    assert_eq!(
+        r[0].offset, 0,
+        "reset to earliest after an out-of-range offset"
+    );
 }
 
 #[tokio::test]
 async fn commits_survive_the_consumer_and_the_broker() {
     let b = TestBroker::start(GROUP_BROKER).await.unwrap();
     produce(&b, "c", Some(0), 0..100).await;
-    let cfg = [("group.id", "committers"), ("auto.offset.reset", "earliest"), ("enable.auto.commit", "false")];
+    let cfg = [
+        ("group.id", "committers"),
+        ("auto.offset.reset", "earliest"),
+        ("enable.auto.commit", "false"),
+    ];
     let mut c = Consumer::new(config(&b, &cfg)).unwrap();
     c.assign(&[tp("c", 0)]).unwrap();
     let got = poll_until(&mut c, 100, Duration::from_secs(10)).await;
     assert_eq!(got.len(), 100);
-    c.commit_offsets_sync(BTreeMap::from([(tp("c", 0), 40)])).await.unwrap();
-    assert_eq!(c.committed(&[tp("c", 0)]).await.unwrap()[&tp("c", 0)], Some(40));
+    c.commit_offsets_sync(BTreeMap::from([(tp("c", 0), 40)]))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.committed(&[tp("c", 0)]).await.unwrap()[&tp("c", 0)],
+        Some(40)
+    );
     let (tx, mut rx) = mpsc::unbounded_channel();
     c.seek(&tp("c", 0), 60).unwrap();
     c.commit_async(Some(Box::new(move |r| {
         let _ = tx.send(r.is_ok());
     })));
     assert_eq!(rx.recv().await, Some(true), "commit_async callback");
-    assert_eq!(c.committed(&[tp("c", 0)]).await.unwrap()[&tp("c", 0)], Some(60));
+    assert_eq!(
+        c.committed(&[tp("c", 0)]).await.unwrap()[&tp("c", 0)],
+        Some(60)
+    );
     c.close().await.unwrap();
     let b = b.restart().await.unwrap();
     let mut again = Consumer::new(config(&b, &cfg)).unwrap();
     again.assign(&[tp("c", 0)]).unwrap();
     let r = poll_until(&mut again, 40, Duration::from_secs(10)).await;
-    assert_eq!(r.first().map(|r| r.offset), Some(60), "resumed from the committed offset");
+    assert_eq!(
+        r.first().map(|r| r.offset),
+        Some(60),
+        "resumed from the committed offset"
+    );
     assert_eq!(r.len(), 40);
 }
 
@@ -143,9 +188,20 @@ async fn commits_survive_the_consumer_and_the_broker() {
 async fn auto_commit_commits_positions_on_its_interval() {
     let b = TestBroker::start(GROUP_BROKER).await.unwrap();
     produce(&b, "ac", Some(0), 0..20).await;
-    let mut c = Consumer::new(config(&b, &[("group.id", "auto"), ("auto.offset.reset", "earliest"), ("auto.commit.interval.ms", "100")])).unwrap();
+    let mut c = Consumer::new(config(
+        &b,
+        &[
+            ("group.id", "auto"),
+            ("auto.offset.reset", "earliest"),
+            ("auto.commit.interval.ms", "100"),
+        ],
+    ))
+    .unwrap();
     c.assign(&[tp("ac", 0)]).unwrap();
-    assert_eq!(poll_until(&mut c, 20, Duration::from_secs(10)).await.len(), 20);
+    assert_eq!(
+        poll_until(&mut c, 20, Duration::from_secs(10)).await.len(),
+        20
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         c.poll(Duration::from_millis(150)).await.unwrap();
@@ -169,10 +225,18 @@ struct Recorder(Arc<Mutex<Seen>>);
 impl RebalanceListener for Recorder {
     fn on_partitions_revoked(&mut self, r: &mut Revocation<'_>) {
         r.commit_positions();
-        self.0.lock().unwrap().revoked.extend(r.partitions.iter().cloned());
+        self.0
+            .lock()
+            .unwrap()
+            .revoked
+            .extend(r.partitions.iter().cloned());
     }
     fn on_partitions_assigned(&mut self, partitions: &[TopicPartition]) {
-        self.0.lock().unwrap().assigned.extend(partitions.iter().cloned());
+        self.0
+            .lock()
+            .unwrap()
+            .assigned
+            .extend(partitions.iter().cloned());
     }
 }
 
@@ -189,7 +253,15 @@ struct Member {
 }
 
 fn member(b: &TestBroker, group: &str, topic: &str, extra: &[(&str, &str)]) -> Member {
-    let mut cfg = config(b, &[("group.id", group), ("auto.offset.reset", "earliest"), ("session.timeout.ms", "2000"), ("heartbeat.interval.ms", "200")]);
+    let mut cfg = config(
+        b,
+        &[
+            ("group.id", group),
+            ("auto.offset.reset", "earliest"),
+            ("session.timeout.ms", "2000"),
+            ("heartbeat.interval.ms", "200"),
+        ],
+    );
     for (k, v) in extra {
         cfg.insert(*k, v);
     }
@@ -199,7 +271,8 @@ fn member(b: &TestBroker, group: &str, topic: &str, extra: &[(&str, &str)]) -> M
     let (seen2, assignment2, topic) = (seen.clone(), assignment.clone(), topic.to_string());
     let task = tokio::spawn(async move {
         let mut c = Consumer::new(cfg).unwrap();
-        c.subscribe_with(&[topic.as_str()], Some(Box::new(Recorder(seen2.clone())))).unwrap();
+        c.subscribe_with(&[topic.as_str()], Some(Box::new(Recorder(seen2.clone()))))
+            .unwrap();
         loop {
             match stopped.try_recv() {
                 Ok(Stop::Close) => {
@@ -226,19 +299,33 @@ fn member(b: &TestBroker, group: &str, topic: &str, extra: &[(&str, &str)]) -> M
             *assignment2.lock().unwrap() = c.assignment();
         }
     });
-    Member { seen, assignment, stop, task }
+    Member {
+        seen,
+        assignment,
+        stop,
+        task,
+    }
 }
 
 async fn wait_for_split(members: &[&Member], want: &[usize], limit: Duration) {
     let deadline = Instant::now() + limit;
     loop {
-        let mut sizes: Vec<usize> = members.iter().map(|m| m.assignment.lock().unwrap().len()).collect();
+        let mut sizes: Vec<usize> = members
+            .iter()
+            .map(|m| m.assignment.lock().unwrap().len())
+            .collect();
         sizes.sort();
-        let all: BTreeSet<TopicPartition> = members.iter().flat_map(|m| m.assignment.lock().unwrap().clone()).collect();
+        let all: BTreeSet<TopicPartition> = members
+            .iter()
+            .flat_map(|m| m.assignment.lock().unwrap().clone())
+            .collect();
         if sizes == want && all.len() == want.iter().sum::<usize>() {
             return;
         }
-        assert!(Instant::now() < deadline, "assignment sizes {sizes:?}, wanted {want:?}");
+        assert!(
+            Instant::now() < deadline,
+            "assignment sizes {sizes:?}, wanted {want:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -266,7 +353,9 @@ async fn group_churn(extra: &[(&str, &str)], group: &str) {
     let mut raw = b.client().await.unwrap();
     let mut expected = BTreeSet::new();
     for p in 0..6 {
-        let d = strand_tests::fetch(&mut raw, group, p, 0, 0, 1).await.unwrap();
+        let d = strand_tests::fetch(&mut raw, group, p, 0, 0, 1)
+            .await
+            .unwrap();
         for o in 0..d.high_watermark {
             expected.insert((p, o));
         }
@@ -274,12 +363,18 @@ async fn group_churn(extra: &[(&str, &str)], group: &str) {
     assert_eq!(expected.len(), 9000);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let all: BTreeSet<(i32, i64)> = [&m1.seen, &m2.seen, &m3.seen].iter().flat_map(|s| s.lock().unwrap().records.clone()).collect();
+        let all: BTreeSet<(i32, i64)> = [&m1.seen, &m2.seen, &m3.seen]
+            .iter()
+            .flat_map(|s| s.lock().unwrap().records.clone())
+            .collect();
         let missing = expected.difference(&all).count();
         if missing == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "{missing} records never consumed");
+        assert!(
+            Instant::now() < deadline,
+            "{missing} records never consumed"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let s1 = m1.seen.lock().unwrap();
@@ -289,12 +384,20 @@ async fn group_churn(extra: &[(&str, &str)], group: &str) {
 
 #[tokio::test]
 async fn classic_group_rebalances_on_join_leave_and_crash() {
-    group_churn(&[("partition.assignment.strategy", "range")], "classic-range").await;
+    group_churn(
+        &[("partition.assignment.strategy", "range")],
+        "classic-range",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn cooperative_sticky_group_rebalances_incrementally() {
-    group_churn(&[("partition.assignment.strategy", "cooperative-sticky")], "coop").await;
+    group_churn(
+        &[("partition.assignment.strategy", "cooperative-sticky")],
+        "coop",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -307,7 +410,13 @@ async fn a_member_that_stops_polling_is_replaced() {
     let b = TestBroker::start(GROUP_BROKER).await.unwrap();
     let mut raw = b.client().await.unwrap();
     create_topic(&mut raw, "slow", 2, &[]).await.unwrap();
-    let cfg = [("group.id", "slowpoke"), ("max.poll.interval.ms", "1500"), ("session.timeout.ms", "6000"), ("heartbeat.interval.ms", "200"), ("partition.assignment.strategy", "range")];
+    let cfg = [
+        ("group.id", "slowpoke"),
+        ("max.poll.interval.ms", "1500"),
+        ("session.timeout.ms", "6000"),
+        ("heartbeat.interval.ms", "200"),
+        ("partition.assignment.strategy", "range"),
+    ];
     let mut slow = Consumer::new(config(&b, &cfg)).unwrap();
     slow.subscribe(&["slow"]).unwrap();
     let fast = member(&b, "slowpoke", "slow", &cfg[1..]);

@@ -20,7 +20,9 @@ fn producer(b: &TestBroker, extra: &[(&str, &str)]) -> Producer {
 /// Batch attributes and record counts of a partition, read raw from the broker.
 async fn batches(b: &TestBroker, topic: &str, partition: i32) -> Vec<(i16, i32, i64)> {
     let mut c = b.client().await.unwrap();
-    let data = fetch(&mut c, topic, partition, 0, 100, 64 << 20).await.unwrap();
+    let data = fetch(&mut c, topic, partition, 0, 100, 64 << 20)
+        .await
+        .unwrap();
     let mut bytes = data.records.unwrap_or_default();
     let mut out = Vec::new();
     while bytes.len() >= 61 {
@@ -40,7 +42,14 @@ async fn every_codec_and_acks_level_round_trips() {
     for (i, codec) in ["none", "gzip", "snappy", "lz4", "zstd"].iter().enumerate() {
         for acks in ["0", "1", "all"] {
             let topic = format!("codec-{codec}-{acks}");
-            let p = producer(&b, &[("compression.type", codec), ("acks", acks), ("linger.ms", "20")]);
+            let p = producer(
+                &b,
+                &[
+                    ("compression.type", codec),
+                    ("acks", acks),
+                    ("linger.ms", "20"),
+                ],
+            );
             let mut pending = Vec::new();
             for n in 0..2000 {
                 let rec = ProducerRecord::new(topic.clone())
@@ -58,11 +67,18 @@ async fn every_codec_and_acks_level_round_trips() {
             if acks == "0" {
                 assert!(offsets.iter().all(|o| *o == -1));
             } else {
-                assert_eq!(offsets, (0..2000).collect::<Vec<i64>>(), "{codec} acks={acks}");
+                assert_eq!(
+                    offsets,
+                    (0..2000).collect::<Vec<i64>>(),
+                    "{codec} acks={acks}"
+                );
             }
             p.close().await.unwrap();
             let bs = batches(&b, &topic, 0).await;
-            assert!(bs.iter().all(|(attrs, _, _)| (attrs & 7) as usize == i), "{codec}: {bs:?}");
+            assert!(
+                bs.iter().all(|(attrs, _, _)| (attrs & 7) as usize == i),
+                "{codec}: {bs:?}"
+            );
             let mut c = b.client().await.unwrap();
             let mut got = Vec::new();
             let mut next = 0i64;
@@ -76,11 +92,14 @@ async fn every_codec_and_acks_level_round_trips() {
             for (n, r) in got.iter().enumerate() {
                 assert_eq!(r.offset, n as i64);
                 assert_eq!(r.key.as_deref(), Some(format!("k{n}").as_bytes()));
-                assert_eq!(r.value.as_deref(), Some(format!("value-{n}-{}", "x".repeat(n % 50)).as_bytes()));
+                assert_eq!(
+                    r.value.as_deref(),
+                    Some(format!("value-{n}-{}", "x".repeat(n % 50)).as_bytes())
+                );
                 assert_eq!(r.timestamp, 1_700_000_000_000 + n as i64);
                 let h: Vec<_> = r.headers.iter().collect();
                 assert_eq!(h.len(), 1);
-                assert_eq!(&*h[0].0.as_str(), "n");
+                assert_eq!(h[0].0.as_str(), "n");
                 assert_eq!(h[0].1.as_deref(), Some(n.to_string().as_bytes()));
             }
         }
@@ -94,28 +113,64 @@ async fn keyed_records_land_where_the_java_client_puts_them() {
     create_topic(&mut c, "keyed", 6, &[]).await.unwrap();
     let p = producer(&b, &[]);
     // Pinned: Kafka's UtilsTest vectors, toPositive(murmur2) % 6.
-    let pinned = [("21", 0), ("foobar", 0), ("a-little-bit-long-string", 2), ("abc", 3)];
+    let pinned = [
+        ("21", 0),
+        ("foobar", 0),
+        ("a-little-bit-long-string", 2),
+        ("abc", 3),
+    ];
     for (key, partition) in pinned {
         assert_eq!(partition_for_key(key.as_bytes(), 6), partition, "{key}");
-        let m = p.send(ProducerRecord::new("keyed").key(key).value("v")).await.unwrap().await.unwrap();
+        let m = p
+            .send(ProducerRecord::new("keyed").key(key).value("v"))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
         assert_eq!(m.partition, partition, "{key}");
     }
     for n in 0..200 {
         let key = format!("key-{n}");
-        let m = p.send(ProducerRecord::new("keyed").key(key.clone()).value("v")).await.unwrap().await.unwrap();
+        let m = p
+            .send(ProducerRecord::new("keyed").key(key.clone()).value("v"))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
         assert_eq!(m.partition, partition_for_key(key.as_bytes(), 6));
     }
     // Null keys stick to one partition per batch; round-robin spreads them one by one.
-    let rr = producer(&b, &[("partitioner.class", "org.apache.kafka.clients.producer.RoundRobinPartitioner"), ("linger.ms", "0")]);
+    let rr = producer(
+        &b,
+        &[
+            (
+                "partitioner.class",
+                "org.apache.kafka.clients.producer.RoundRobinPartitioner",
+            ),
+            ("linger.ms", "0"),
+        ],
+    );
     let mut seen = Vec::new();
     for _ in 0..12 {
-        seen.push(rr.send(ProducerRecord::new("keyed").value("v")).await.unwrap().await.unwrap().partition);
+        seen.push(
+            rr.send(ProducerRecord::new("keyed").value("v"))
+                .await
+                .unwrap()
+                .await
+                .unwrap()
+                .partition,
+        );
     }
     assert_eq!(seen, (0..12).map(|i| i % 6).collect::<Vec<i32>>());
     let sticky = producer(&b, &[("linger.ms", "50"), ("batch.size", "1000000")]);
     let mut ds = Vec::new();
     for _ in 0..50 {
-        ds.push(sticky.send(ProducerRecord::new("keyed").value("v")).await.unwrap());
+        ds.push(
+            sticky
+                .send(ProducerRecord::new("keyed").value("v"))
+                .await
+                .unwrap(),
+        );
     }
     let parts: Vec<i32> = ds.iter().map(|d| d.partition()).collect();
     assert!(parts.iter().all(|p| *p == parts[0]), "sticky: {parts:?}");
@@ -129,7 +184,15 @@ async fn linger_and_batch_size_shape_the_batches() {
     let ds: Vec<_> = {
         let mut v = Vec::new();
         for n in 0..100 {
-            v.push(p.send(ProducerRecord::new("linger").partition(0).value(format!("{n}"))).await.unwrap());
+            v.push(
+                p.send(
+                    ProducerRecord::new("linger")
+                        .partition(0)
+                        .value(format!("{n}")),
+                )
+                .await
+                .unwrap(),
+            );
         }
         v
     };
@@ -141,7 +204,15 @@ async fn linger_and_batch_size_shape_the_batches() {
     let p = producer(&b, &[("linger.ms", "300"), ("batch.size", "1024")]);
     let mut v = Vec::new();
     for _ in 0..100 {
-        v.push(p.send(ProducerRecord::new("small-batches").partition(0).value(vec![b'x'; 200])).await.unwrap());
+        v.push(
+            p.send(
+                ProducerRecord::new("small-batches")
+                    .partition(0)
+                    .value(vec![b'x'; 200]),
+            )
+            .await
+            .unwrap(),
+        );
     }
     for d in v {
         d.await.unwrap();
@@ -152,7 +223,15 @@ async fn linger_and_batch_size_shape_the_batches() {
     // linger.ms=0 and one record awaited at a time: one batch each.
     let p = producer(&b, &[("linger.ms", "0")]);
     for n in 0..5 {
-        p.send(ProducerRecord::new("no-linger").partition(0).value(format!("{n}"))).await.unwrap().await.unwrap();
+        p.send(
+            ProducerRecord::new("no-linger")
+                .partition(0)
+                .value(format!("{n}")),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     }
     assert_eq!(batches(&b, "no-linger", 0).await.len(), 5);
 }
@@ -160,39 +239,79 @@ async fn linger_and_batch_size_shape_the_batches() {
 #[tokio::test]
 async fn buffer_memory_blocks_then_fails_after_max_block_ms() {
     let b = TestBroker::start(&[]).await.unwrap();
-    let p = producer(&b, &[("buffer.memory", "20000"), ("max.block.ms", "300"), ("linger.ms", "60000"), ("batch.size", "1000000")]);
+    let p = producer(
+        &b,
+        &[
+            ("buffer.memory", "20000"),
+            ("max.block.ms", "300"),
+            ("linger.ms", "60000"),
+            ("batch.size", "1000000"),
+        ],
+    );
     p.partitions_for("pressure").await.unwrap();
     let mut accepted = 0;
     let err = loop {
-        match p.send(ProducerRecord::new("pressure").partition(0).value(vec![b'x'; 1000])).await {
+        match p
+            .send(
+                ProducerRecord::new("pressure")
+                    .partition(0)
+                    .value(vec![b'x'; 1000]),
+            )
+            .await
+        {
             Ok(_) => accepted += 1,
             Err(e) => break e,
         }
         assert!(accepted < 100, "buffer.memory was not enforced");
     };
     assert!(matches!(err, Error::BufferExhausted(_)), "{err}");
-    assert!((15..=20).contains(&accepted), "{accepted} records fit in 20000 bytes");
+    assert!(
+        (15..=20).contains(&accepted),
+        "{accepted} records fit in 20000 bytes"
+    );
     // A flush sends what is buffered and frees the memory.
     p.flush().await.unwrap();
-    let d = p.send(ProducerRecord::new("pressure").partition(0).value("after")).await.unwrap();
+    let d = p
+        .send(ProducerRecord::new("pressure").partition(0).value("after"))
+        .await
+        .unwrap();
     p.flush().await.unwrap(); // linger.ms is a minute: only a flush sends it now
     assert_eq!(d.await.unwrap().offset, accepted as i64);
     // A record larger than max.request.size is refused at once.
     let big = producer(&b, &[("max.request.size", "10000")]);
-    let e = big.send(ProducerRecord::new("pressure").value(vec![0u8; 20_000])).await.err().unwrap();
+    let e = big
+        .send(ProducerRecord::new("pressure").value(vec![0u8; 20_000]))
+        .await
+        .err()
+        .unwrap();
     assert!(e.to_string().contains("RECORD_TOO_LARGE"), "{e}");
 }
 
 #[tokio::test]
 async fn retries_carry_records_across_a_broker_restart() {
     let b = TestBroker::start(&[]).await.unwrap();
-    let p = producer(&b, &[("retry.backoff.ms", "50"), ("request.timeout.ms", "2000")]);
-    p.send(ProducerRecord::new("restart").partition(0).value("before")).await.unwrap().await.unwrap();
+    let p = producer(
+        &b,
+        &[("retry.backoff.ms", "50"), ("request.timeout.ms", "2000")],
+    );
+    p.send(ProducerRecord::new("restart").partition(0).value("before"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     let b = b.restart().await.unwrap();
     // The old connection is gone; the producer reconnects and delivers in order.
     let mut ds = Vec::new();
     for n in 0..100 {
-        ds.push(p.send(ProducerRecord::new("restart").partition(0).value(format!("{n}"))).await.unwrap());
+        ds.push(
+            p.send(
+                ProducerRecord::new("restart")
+                    .partition(0)
+                    .value(format!("{n}")),
+            )
+            .await
+            .unwrap(),
+        );
     }
     let mut offsets = Vec::new();
     for d in ds {
@@ -205,18 +324,43 @@ async fn retries_carry_records_across_a_broker_restart() {
 #[tokio::test]
 async fn delivery_timeout_fails_records_that_cannot_be_sent() {
     let mut b = TestBroker::start(&[]).await.unwrap();
-    let p = producer(&b, &[("delivery.timeout.ms", "1500"), ("request.timeout.ms", "500"), ("retry.backoff.ms", "50"), ("socket.connection.setup.timeout.ms", "200")]);
-    p.send(ProducerRecord::new("gone").partition(0).value("first")).await.unwrap().await.unwrap();
+    let p = producer(
+        &b,
+        &[
+            ("delivery.timeout.ms", "1500"),
+            ("request.timeout.ms", "500"),
+            ("retry.backoff.ms", "50"),
+            ("socket.connection.setup.timeout.ms", "200"),
+        ],
+    );
+    p.send(ProducerRecord::new("gone").partition(0).value("first"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     b.stop().await.unwrap();
     let start = std::time::Instant::now();
-    let d = p.send(ProducerRecord::new("gone").partition(0).value("lost")).await.unwrap();
+    let d = p
+        .send(ProducerRecord::new("gone").partition(0).value("lost"))
+        .await
+        .unwrap();
     let e = d.await.unwrap_err();
-    assert!(start.elapsed() >= Duration::from_millis(1400), "failed early: {e}");
-    assert!(matches!(e, Error::Timeout(_) | Error::Transport { .. }), "{e}");
+    assert!(
+        start.elapsed() >= Duration::from_millis(1400),
+        "failed early: {e}"
+    );
+    assert!(
+        matches!(e, Error::Timeout(_) | Error::Transport { .. }),
+        "{e}"
+    );
     // retries=0: the first failure is final.
     let b2 = TestBroker::start(&[]).await.unwrap();
     let p = producer(&b2, &[("retries", "0")]);
-    let e = p.send(ProducerRecord::new("x").partition(7).value("v")).await.err().unwrap();
+    let e = p
+        .send(ProducerRecord::new("x").partition(7).value("v"))
+        .await
+        .err()
+        .unwrap();
     assert!(e.to_string().contains("partition 7"), "{e}");
 }
 
@@ -224,13 +368,44 @@ async fn delivery_timeout_fails_records_that_cannot_be_sent() {
 async fn log_append_time_and_explicit_timestamps_come_back() {
     let b = TestBroker::start(&[]).await.unwrap();
     let mut c = b.client().await.unwrap();
-    create_topic(&mut c, "lat", 1, &[("message.timestamp.type", "LogAppendTime")]).await.unwrap();
+    create_topic(
+        &mut c,
+        "lat",
+        1,
+        &[("message.timestamp.type", "LogAppendTime")],
+    )
+    .await
+    .unwrap();
     let p = producer(&b, &[]);
-    let m = p.send(ProducerRecord::new("lat").value("v").timestamp(5)).await.unwrap().await.unwrap();
-    assert!(m.timestamp > 1_600_000_000_000, "broker time, not 5: {}", m.timestamp);
-    let m = p.send(ProducerRecord::new("ct").value("v").timestamp(5)).await.unwrap().await.unwrap();
+    let m = p
+        .send(ProducerRecord::new("lat").value("v").timestamp(5))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(
+        m.timestamp > 1_600_000_000_000,
+        "broker time, not 5: {}",
+        m.timestamp
+    );
+    let m = p
+        .send(ProducerRecord::new("ct").value("v").timestamp(5))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     assert_eq!(m.timestamp, 5);
-    let m = p.send(ProducerRecord { topic: "ct".into(), value: None, key: Some(Bytes::from_static(b"k")), ..Default::default() }).await.unwrap().await.unwrap();
+    let m = p
+        .send(ProducerRecord {
+            topic: "ct".into(),
+            value: None,
+            key: Some(Bytes::from_static(b"k")),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     assert_eq!(m.offset, 1);
 }
 
@@ -241,9 +416,12 @@ async fn callbacks_report_every_record_once() {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     for n in 0..500 {
         let tx = tx.clone();
-        p.send_with_callback(ProducerRecord::new("cb").partition(0).value(format!("{n}")), move |r| {
-            let _ = tx.send((n, r.map(|m| m.offset)));
-        })
+        p.send_with_callback(
+            ProducerRecord::new("cb").partition(0).value(format!("{n}")),
+            move |r| {
+                let _ = tx.send((n, r.map(|m| m.offset)));
+            },
+        )
         .await
         .unwrap();
     }
@@ -251,11 +429,17 @@ async fn callbacks_report_every_record_once() {
     let tx2 = tx.clone();
     let bad = producer(&b, &[("retries", "0"), ("max.block.ms", "500")]);
     let refused = bad
-        .send_with_callback(ProducerRecord::new("cb").partition(9).value("x"), move |r| {
-            let _ = tx2.send((-1, r.map(|m| m.offset)));
-        })
+        .send_with_callback(
+            ProducerRecord::new("cb").partition(9).value("x"),
+            move |r| {
+                let _ = tx2.send((-1, r.map(|m| m.offset)));
+            },
+        )
         .await;
-    assert!(refused.is_err(), "an unknown partition is refused before enqueueing");
+    assert!(
+        refused.is_err(),
+        "an unknown partition is refused before enqueueing"
+    );
     drop(tx);
     p.flush().await.unwrap();
     let mut got = Vec::new();
@@ -275,7 +459,9 @@ struct BlackHole {
 }
 
 async fn black_hole() -> BlackHole {
-    use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+    use kafka_protocol::messages::metadata_response::{
+        MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+    };
     use kafka_protocol::messages::{ApiKey, BrokerId, MetadataResponse, TopicName};
     use kafka_protocol::protocol::StrBytes;
     use std::sync::atomic::Ordering;
@@ -291,7 +477,9 @@ async fn black_hole() -> BlackHole {
             let (p3, ids3) = (p2.clone(), ids2.clone());
             tokio::spawn(async move {
                 loop {
-                    let Ok(size) = sock.read_i32().await else { return };
+                    let Ok(size) = sock.read_i32().await else {
+                        return;
+                    };
                     let mut buf = vec![0u8; size as usize];
                     if sock.read_exact(&mut buf).await.is_err() {
                         return;
@@ -299,7 +487,13 @@ async fn black_hole() -> BlackHole {
                     let frame = RequestFrame::parse(Bytes::from(buf)).unwrap();
                     let (v, id) = (frame.version(), frame.correlation_id());
                     let out = match frame.api_key {
-                        ApiKey::ApiVersions => encode_response(ApiKey::ApiVersions, v, id, &strand_protocol::api::api_versions_response(0)).unwrap(),
+                        ApiKey::ApiVersions => encode_response(
+                            ApiKey::ApiVersions,
+                            v,
+                            id,
+                            &strand_protocol::api::api_versions_response(0),
+                        )
+                        .unwrap(),
                         ApiKey::Metadata => {
                             let resp = MetadataResponse::default()
                                 .with_brokers(vec![MetadataResponseBroker::default()
@@ -319,7 +513,9 @@ async fn black_hole() -> BlackHole {
                         }
                         ApiKey::Produce => {
                             p3.fetch_add(1, Ordering::SeqCst);
-                            ids3.lock().unwrap().push(frame.header.client_id.as_deref().unwrap_or("").to_string());
+                            ids3.lock()
+                                .unwrap()
+                                .push(frame.header.client_id.as_deref().unwrap_or("").to_string());
                             continue; // never answered
                         }
                         _ => return,
@@ -331,7 +527,11 @@ async fn black_hole() -> BlackHole {
             });
         }
     });
-    BlackHole { addr, produces, client_ids }
+    BlackHole {
+        addr,
+        produces,
+        client_ids,
+    }
 }
 
 #[tokio::test]
@@ -351,16 +551,36 @@ async fn request_timeout_max_in_flight_and_client_id_reach_the_wire() {
     let start = std::time::Instant::now();
     let mut ds = Vec::new();
     for n in 0..5 {
-        ds.push(p.send(ProducerRecord::new("hole").partition(0).value(format!("{n}"))).await.unwrap());
+        ds.push(
+            p.send(
+                ProducerRecord::new("hole")
+                    .partition(0)
+                    .value(format!("{n}")),
+            )
+            .await
+            .unwrap(),
+        );
     }
     // Only two requests go out while none is answered.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(hole.produces.load(Ordering::SeqCst), 2, "max.in.flight.requests.per.connection");
+    assert_eq!(
+        hole.produces.load(Ordering::SeqCst),
+        2,
+        "max.in.flight.requests.per.connection"
+    );
     let e = ds.remove(0).await.unwrap_err();
     assert!(matches!(e, Error::Timeout(_)), "{e}");
     let waited = start.elapsed();
-    assert!(waited >= Duration::from_millis(390), "request.timeout.ms: gave up after {waited:?}");
-    assert!(hole.client_ids.lock().unwrap().iter().all(|c| c == "billing-app"));
+    assert!(
+        waited >= Duration::from_millis(390),
+        "request.timeout.ms: gave up after {waited:?}"
+    );
+    assert!(hole
+        .client_ids
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|c| c == "billing-app"));
 }
 
 #[tokio::test]
@@ -369,19 +589,46 @@ async fn retries_zero_fails_at_the_first_retriable_error() {
     let mut c = b.client().await.unwrap();
     create_topic(&mut c, "doomed", 1, &[]).await.unwrap();
     let once = producer(&b, &[("retries", "0")]);
-    let patient = producer(&b, &[("delivery.timeout.ms", "1500"), ("retry.backoff.ms", "50")]);
+    let patient = producer(
+        &b,
+        &[("delivery.timeout.ms", "1500"), ("retry.backoff.ms", "50")],
+    );
     for p in [&once, &patient] {
-        p.send(ProducerRecord::new("doomed").value("warm")).await.unwrap().await.unwrap();
+        p.send(ProducerRecord::new("doomed").value("warm"))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
     }
     // Delete the topic behind the producers' backs: produce answers UNKNOWN_TOPIC_OR_PARTITION.
     let req = kafka_protocol::messages::DeleteTopicsRequest::default()
         .with_topic_names(vec![strand_tests::name("doomed")])
         .with_timeout_ms(5000);
-    let _: kafka_protocol::messages::DeleteTopicsResponse = c.send(kafka_protocol::messages::ApiKey::DeleteTopics, 4, &req).await.unwrap();
+    let _: kafka_protocol::messages::DeleteTopicsResponse = c
+        .send(kafka_protocol::messages::ApiKey::DeleteTopics, 4, &req)
+        .await
+        .unwrap();
     let start = std::time::Instant::now();
-    let e = once.send(ProducerRecord::new("doomed").partition(0).value("x")).await.unwrap().await.unwrap_err();
-    assert_eq!(e.code(), Some(strand_client::KafkaCode::UNKNOWN_TOPIC_OR_PARTITION), "{e}");
+    let e = once
+        .send(ProducerRecord::new("doomed").partition(0).value("x"))
+        .await
+        .unwrap()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code(),
+        Some(strand_client::KafkaCode::UNKNOWN_TOPIC_OR_PARTITION),
+        "{e}"
+    );
     let first = start.elapsed();
-    let e = patient.send(ProducerRecord::new("doomed").partition(0).value("x")).await.unwrap().await.unwrap_err();
-    assert!(start.elapsed() >= first + Duration::from_millis(1000), "retried until delivery.timeout.ms: {e}");
+    let e = patient
+        .send(ProducerRecord::new("doomed").partition(0).value("x"))
+        .await
+        .unwrap()
+        .await
+        .unwrap_err();
+    assert!(
+        start.elapsed() >= first + Duration::from_millis(1000),
+        "retried until delivery.timeout.ms: {e}"
+    );
 }

@@ -4,10 +4,10 @@
 
 mod admin;
 mod bad_input;
+mod client_admin;
+mod client_consumer;
+mod client_producer;
 mod data;
 mod groups;
 mod lifecycle;
 mod versions;
-mod client_admin;
-mod client_producer;
-mod client_consumer;

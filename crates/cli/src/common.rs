@@ -1,75 +1,10 @@
-//! What the commands that talk to a cluster share: the connection flags, the admin client, a
-//! runtime per command, text tables, and parsers for `key=value` lists and date-times.
+//! What the admin commands share besides the connection: text tables, JSON and stdout
+//! output, and parsers for `key=value` lists and date-times. (The connection flags and the
+//! runtime are in [`crate::client_args`].)
 
-use std::future::Future;
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context};
-use strand_client::{Admin, Config};
-
-pub use crate::dump_log::Output;
-
-/// `--bootstrap-server`, `--command-config` and `--output`, as Kafka's tools take them.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ClientArgs {
-    /// Brokers to bootstrap from: HOST:PORT[,HOST:PORT...].
-    #[arg(
-        short = 'b',
-        long = "bootstrap-server",
-        value_name = "HOST:PORT",
-        default_value = "127.0.0.1:9092",
-        global = true
-    )]
-    pub bootstrap_server: String,
-    /// A .properties file of client configs with Kafka's names (request.timeout.ms, ...).
-    #[arg(long, value_name = "FILE", global = true)]
-    pub command_config: Option<PathBuf>,
-    /// One client setting, KEY=VALUE (repeatable; wins over the file).
-    #[arg(short = 'X', long = "property", value_name = "KEY=VALUE", global = true)]
-    pub properties: Vec<String>,
-    /// `text` (tables for people) or `json` (one document, for scripts).
-    #[arg(long, value_enum, default_value_t = Output::Text, global = true)]
-    pub output: Output,
-}
-
-impl ClientArgs {
-    /// The client config: the `--command-config` file, then `--bootstrap-server` (as in
-    /// Kafka's tools, the flag wins over the file), then the `-X` settings.
-    pub fn config(&self) -> anyhow::Result<Config> {
-        let mut config = match &self.command_config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
-                Config::parse_properties(&text).with_context(|| path.display().to_string())?
-            }
-            None => Config::new(),
-        };
-        config.insert("bootstrap.servers", &self.bootstrap_server);
-        for p in &self.properties {
-            let (k, v) = parse_kv(p).context("-X")?;
-            config.insert(k, v);
-        }
-        Ok(config)
-    }
-
-    pub fn admin(&self) -> anyhow::Result<Admin> {
-        Ok(Admin::new(self.config()?)?)
-    }
-
-    pub fn json(&self) -> bool {
-        self.output == Output::Json
-    }
-}
-
-/// Runs `f` to completion on a current-thread runtime: one command, a few requests.
-pub fn block_on<F: Future>(f: F) -> anyhow::Result<F::Output> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
-    Ok(runtime.block_on(f))
-}
 
 /// Writes `text` to stdout; a reader that went away (`| head`) is not an error.
 pub fn print(text: &str) -> anyhow::Result<()> {

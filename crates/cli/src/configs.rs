@@ -4,12 +4,13 @@ use anyhow::{bail, Context};
 use serde_json::json;
 use strand_client::{Admin, AlterConfigOp, ConfigEntry, ConfigResource, ResourceKind};
 
-use crate::common::{self, split_config_list, ClientArgs, Table};
+use crate::client_args::{runtime, AdminArgs};
+use crate::common::{self, split_config_list, Table};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub client: ClientArgs,
+    pub client: AdminArgs,
     #[command(subcommand)]
     pub command: Cmd,
 }
@@ -100,7 +101,7 @@ impl Entity {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let admin = args.client.admin()?;
     let json = args.client.json();
-    let out = common::block_on(execute(&admin, args.command, json))??;
+    let out = runtime()?.block_on(execute(&admin, args.command, json))?;
     common::print(&out)
 }
 

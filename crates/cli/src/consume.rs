@@ -110,7 +110,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut defaults = vec![(
         "auto.offset.reset",
-        if args.from_beginning { "earliest" } else { "latest" }.to_string(),
+        if args.from_beginning {
+            "earliest"
+        } else {
+            "latest"
+        }
+        .to_string(),
     )];
     if let Some(g) = &args.group {
         defaults.push(("group.id", g.clone()));
@@ -129,15 +134,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let admin = strand_client::Admin::new(args.connect.config(&[])?)?;
             let mut tps = Vec::new();
             for t in &args.topic {
-                let infos = admin.describe_topics(std::slice::from_ref(t)).await.with_context(|| format!("topic {t}"))?;
-                let info = infos.first().with_context(|| format!("topic {t} not found"))?;
+                let infos = admin
+                    .describe_topics(std::slice::from_ref(t))
+                    .await
+                    .with_context(|| format!("topic {t}"))?;
+                let info = infos
+                    .first()
+                    .with_context(|| format!("topic {t} not found"))?;
                 if info.error_code != 0 {
                     bail!("topic {t}: {}", strand_client::KafkaCode(info.error_code));
                 }
                 match args.partition {
-                    Some(p) if p < 0 || p as usize >= info.partitions.len() => bail!("topic {t} has no partition {p}"),
+                    Some(p) if p < 0 || p as usize >= info.partitions.len() => {
+                        bail!("topic {t} has no partition {p}")
+                    }
                     Some(p) => tps.push(TopicPartition::new(t.clone(), p)),
-                    None => tps.extend((0..info.partitions.len() as i32).map(|p| TopicPartition::new(t.clone(), p))),
+                    None => tps.extend(
+                        (0..info.partitions.len() as i32)
+                            .map(|p| TopicPartition::new(t.clone(), p)),
+                    ),
                 }
             }
             consumer.assign(&tps)?;
@@ -165,7 +180,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 _ = &mut stop => break,
             };
             if batch.is_empty() {
-                if args.timeout_ms.is_some_and(|t| last_record.elapsed() >= Duration::from_millis(t)) {
+                if args
+                    .timeout_ms
+                    .is_some_and(|t| last_record.elapsed() >= Duration::from_millis(t))
+                {
                     break;
                 }
                 continue;
@@ -175,7 +193,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             for r in &batch {
                 writeln!(out, "{}", format_record(&args, r))?;
                 seen += 1;
-                printed.insert(TopicPartition::new(r.topic.to_string(), r.partition), r.offset + 1);
+                printed.insert(
+                    TopicPartition::new(r.topic.to_string(), r.partition),
+                    r.offset + 1,
+                );
                 if args.max_messages.is_some_and(|m| seen >= m) {
                     out.flush()?;
                     break 'outer;
@@ -185,7 +206,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         eprintln!("strand consume: {seen} records");
         if args.group.is_some() && !printed.is_empty() {
-            consumer.commit_offsets_sync(printed).await.context("committing offsets")?;
+            consumer
+                .commit_offsets_sync(printed)
+                .await
+                .context("committing offsets")?;
         }
         consumer.close().await?;
         anyhow::Ok(())

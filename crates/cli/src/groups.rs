@@ -14,12 +14,13 @@ use strand_client::{
     TopicPartition,
 };
 
-use crate::common::{self, parse_datetime_ms, ClientArgs, Table};
+use crate::client_args::{runtime, AdminArgs};
+use crate::common::{self, parse_datetime_ms, Table};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub client: ClientArgs,
+    pub client: AdminArgs,
     #[command(subcommand)]
     pub command: Cmd,
 }
@@ -99,7 +100,7 @@ struct ResetTo {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let admin = args.client.admin()?;
     let json = args.client.json();
-    let out = common::block_on(execute(&admin, args.command, json))??;
+    let out = runtime()?.block_on(execute(&admin, args.command, json))?;
     common::print(&out)
 }
 

@@ -5,12 +5,13 @@ use anyhow::{bail, Context};
 use serde_json::json;
 use strand_client::{OffsetSpec, TopicPartition};
 
-use crate::common::{self, parse_datetime_ms, ClientArgs};
+use crate::client_args::{runtime, AdminArgs};
+use crate::common::{self, parse_datetime_ms};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub client: ClientArgs,
+    pub client: AdminArgs,
     /// The topic (default: every topic but internal ones).
     #[arg(long)]
     pub topic: Option<String>,
@@ -41,7 +42,7 @@ fn parse_time(s: &str) -> anyhow::Result<OffsetSpec> {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let spec = parse_time(&args.time)?;
     let admin = args.client.admin()?;
-    let out = common::block_on(async {
+    let out = runtime()?.block_on(async {
         let topics = match &args.topic {
             Some(t) => vec![t.clone()],
             None => admin.list_topics(false).await?,
@@ -61,7 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
         }
         Ok::<_, anyhow::Error>(admin.list_offsets(wanted).await?)
-    })??;
+    })?;
     let text = if args.client.json() {
         common::json(&json!(out
             .iter()

@@ -91,7 +91,11 @@ fn percentiles(samples: &mut [u32]) -> serde_json::Value {
         let i = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1;
         samples[i] as f64 / 1000.0
     };
-    let mean = if samples.is_empty() { 0.0 } else { samples.iter().map(|&s| s as f64).sum::<f64>() / samples.len() as f64 / 1000.0 };
+    let mean = if samples.is_empty() {
+        0.0
+    } else {
+        samples.iter().map(|&s| s as f64).sum::<f64>() / samples.len() as f64 / 1000.0
+    };
     serde_json::json!({"mean": mean, "p50": at(0.5), "p95": at(0.95), "p99": at(0.99), "p999": at(0.999), "max": at(1.0), "count": samples.len()})
 }
 
@@ -116,8 +120,14 @@ fn produce(a: ProduceArgs) -> anyhow::Result<()> {
         ("compression.type", a.compression.clone()),
         ("batch.size", a.batch_size.to_string()),
         ("linger.ms", a.linger_ms.to_string()),
-        ("buffer.memory", (64usize << 20).max(a.batch_size * 4).to_string()),
-        ("max.request.size", (a.batch_size + 4096).max(1_048_576).to_string()),
+        (
+            "buffer.memory",
+            (64usize << 20).max(a.batch_size * 4).to_string(),
+        ),
+        (
+            "max.request.size",
+            (a.batch_size + 4096).max(1_048_576).to_string(),
+        ),
     ])?;
     let admin_config = a.connect.config(&[])?;
     runtime()?.block_on(async move {
@@ -144,10 +154,10 @@ fn produce(a: ProduceArgs) -> anyhow::Result<()> {
         let mut reported = 0u64;
         let mut sent = 0u64;
         while sent < a.num_records {
-            if end.is_some_and(|e| sent % 1024 == 0 && Instant::now() >= e) {
+            if end.is_some_and(|e| sent.is_multiple_of(1024) && Instant::now() >= e) {
                 break;
             }
-            if a.throughput > 0 && sent % 64 == 0 {
+            if a.throughput > 0 && sent.is_multiple_of(64) {
                 let due = start + Duration::from_secs_f64(sent as f64 / a.throughput as f64);
                 let now = Instant::now();
                 if due > now {
@@ -171,7 +181,7 @@ fn produce(a: ProduceArgs) -> anyhow::Result<()> {
                 })
                 .await?;
             sent += 1;
-            if a.progress_s > 0 && sent % 4096 == 0 && last_report.elapsed() >= Duration::from_secs(a.progress_s) {
+            if a.progress_s > 0 && sent.is_multiple_of(4096) && last_report.elapsed() >= Duration::from_secs(a.progress_s) {
                 let dt = last_report.elapsed().as_secs_f64();
                 let n = sent - reported;
                 eprintln!(

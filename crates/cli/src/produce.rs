@@ -45,7 +45,11 @@ pub struct Args {
     pub output: Output,
 }
 
-fn parse_line(args: &Args, line: &str, fixed: &[(String, String)]) -> anyhow::Result<ProducerRecord> {
+fn parse_line(
+    args: &Args,
+    line: &str,
+    fixed: &[(String, String)],
+) -> anyhow::Result<ProducerRecord> {
     let mut rest = line;
     let mut rec = ProducerRecord::new(args.topic.clone());
     for (k, v) in fixed {
@@ -66,7 +70,9 @@ fn parse_line(args: &Args, line: &str, fixed: &[(String, String)]) -> anyhow::Re
             let Some((k, v)) = rest.split_once(sep.as_str()) else {
                 bail!("no key separator {sep:?} in {rest:?}")
             };
-            rec = rec.key(k.to_string().into_bytes()).value(v.to_string().into_bytes());
+            rec = rec
+                .key(k.to_string().into_bytes())
+                .value(v.to_string().into_bytes());
         }
         None => rec = rec.value(rest.to_string().into_bytes()),
     }
@@ -92,7 +98,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ("linger.ms", "5".into()),
     ])?;
     let input: Box<dyn BufRead + Send> = match &args.input {
-        Some(p) => Box::new(std::io::BufReader::new(std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?)),
+        Some(p) => Box::new(std::io::BufReader::new(
+            std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?,
+        )),
         None => Box::new(std::io::BufReader::new(std::io::stdin())),
     };
     runtime()?.block_on(async move {

@@ -6,12 +6,13 @@ use strand_client::{
     Admin, AlterConfigOp, ConfigEntry, ConfigResource, KafkaCode, NewTopic, TopicInfo,
 };
 
-use crate::common::{self, parse_kv, ClientArgs, Table};
+use crate::client_args::{runtime, AdminArgs};
+use crate::common::{self, parse_kv, Table};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub client: ClientArgs,
+    pub client: AdminArgs,
     #[command(subcommand)]
     pub command: Cmd,
 }
@@ -78,7 +79,7 @@ pub enum Cmd {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let admin = args.client.admin()?;
     let json = args.client.json();
-    let out = common::block_on(execute(&admin, args.command, json))??;
+    let out = runtime()?.block_on(execute(&admin, args.command, json))?;
     common::print(&out)
 }
 

@@ -827,6 +827,31 @@ fn the_client_settings_come_from_flags_and_the_command_config() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(b.ok(&["topics", "list"]), "viaflags\n");
 
+    // Without --bootstrap-server the file's bootstrap.servers is used; with it, the flag wins
+    // over the file, wherever it stands.
+    let nobody = format!("127.0.0.1:{}", free_port());
+    let here = dir.path().join("here.properties");
+    std::fs::write(&here, format!("bootstrap.servers={}\n", b.bootstrap())).unwrap();
+    let there = dir.path().join("there.properties");
+    std::fs::write(
+        &there,
+        format!("bootstrap.servers={nobody}\nrequest.timeout.ms=500\n"),
+    )
+    .unwrap();
+    let r = run(&["topics", "--command-config", here.to_str().unwrap(), "list"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "viaflags\n");
+    let r = run(&[
+        "topics",
+        "-b",
+        &b.bootstrap(),
+        "list",
+        "--command-config",
+        there.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "viaflags\n");
+
     // A broken file is an error; so is a cluster that is not there (within the file's
     // request.timeout.ms).
     let bad = dir.path().join("bad.properties");
@@ -836,7 +861,6 @@ fn the_client_settings_come_from_flags_and_the_command_config() {
     assert!(r.stderr.contains("line 1"), "{}", r.stderr);
     let short = dir.path().join("short.properties");
     std::fs::write(&short, "request.timeout.ms=500\nretry.backoff.ms=50\n").unwrap();
-    let nobody = format!("127.0.0.1:{}", free_port());
     let r = run(&[
         "topics",
         "list",

@@ -91,7 +91,11 @@ impl Cluster {
     }
 
     pub fn view(&self) -> Arc<ClusterView> {
-        self.view.read().unwrap_or_else(|p| p.into_inner()).0.clone()
+        self.view
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clone()
     }
 
     /// Whether the cached metadata is older than `metadata.max.age.ms` (or missing).
@@ -105,12 +109,16 @@ impl Cluster {
         let addr = if node < 0 {
             None
         } else {
-            Some(self.view().brokers.get(&node).cloned().ok_or_else(|| {
-                Error::Transport {
-                    addr: format!("node {node}"),
-                    message: "broker not in metadata".into(),
-                }
-            })?)
+            Some(
+                self.view()
+                    .brokers
+                    .get(&node)
+                    .cloned()
+                    .ok_or_else(|| Error::Transport {
+                        addr: format!("node {node}"),
+                        message: "broker not in metadata".into(),
+                    })?,
+            )
         };
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
@@ -314,7 +322,12 @@ impl Cluster {
                         .ok_or_else(|| Error::protocol("FindCoordinator: empty answer"))?;
                     (c.error_code, c.node_id.0, c.host.to_string(), c.port)
                 } else {
-                    (resp.error_code, resp.node_id.0, resp.host.to_string(), resp.port)
+                    (
+                        resp.error_code,
+                        resp.node_id.0,
+                        resp.host.to_string(),
+                        resp.port,
+                    )
                 };
                 crate::error::check(code, || format!("coordinator for {key}"))?;
                 // Make sure the pool can reach the coordinator even before a metadata refresh.
@@ -329,7 +342,9 @@ impl Cluster {
             };
             match attempt.await {
                 Ok(n) => return Ok(n),
-                Err(e) if e.is_retriable() && Instant::now() + self.cfg.retry_backoff < deadline => {
+                Err(e)
+                    if e.is_retriable() && Instant::now() + self.cfg.retry_backoff < deadline =>
+                {
                     tokio::time::sleep(self.cfg.retry_backoff).await;
                 }
                 Err(e) => return Err(e),

@@ -68,7 +68,9 @@ impl Connection {
             .await
             .map_err(|_| transport("connect timed out".into()))?
             .map_err(|e| transport(e.to_string()))?;
-        stream.set_nodelay(true).map_err(|e| transport(e.to_string()))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| transport(e.to_string()))?;
         let (read, write) = stream.into_split();
         let (tx, rx) = mpsc::unbounded_channel();
         let pending: Arc<Mutex<HashMap<i32, Reply>>> = Arc::default();
@@ -120,9 +122,15 @@ impl Connection {
     /// The version to use for `R`: the highest both sides speak.
     pub fn version_for<R: Request>(&self) -> Result<i16> {
         let key = ApiKey::try_from(R::KEY).map_err(|_| Error::protocol("unknown api key"))?;
-        let ours = (R::VERSIONS.min, R::VERSIONS.max.min(client_max_version(key)));
+        let ours = (
+            R::VERSIONS.min,
+            R::VERSIONS.max.min(client_max_version(key)),
+        );
         let Some(&(bmin, bmax)) = self.versions.get(&R::KEY) else {
-            return Err(Error::Unsupported(format!("{key:?} (not advertised by {})", self.addr)));
+            return Err(Error::Unsupported(format!(
+                "{key:?} (not advertised by {})",
+                self.addr
+            )));
         };
         let v = ours.1.min(bmax);
         if v < ours.0.max(bmin) {
@@ -152,7 +160,8 @@ impl Connection {
 
     /// Sends `req` at `version`, waits up to `request.timeout.ms` (plus `extra`).
     pub async fn send_at<R: Request>(&self, req: &R, version: i16) -> Result<R::Response> {
-        self.send_at_timeout(req, version, self.request_timeout).await
+        self.send_at_timeout(req, version, self.request_timeout)
+            .await
     }
 
     pub async fn send_at_timeout<R: Request>(
@@ -165,7 +174,8 @@ impl Connection {
             return Err(Error::protocol("no reply expected"));
         };
         let key = ApiKey::try_from(R::KEY).map_err(|_| Error::protocol("unknown api key"))?;
-        self.reply::<R::Response>(key, version, pending, timeout).await
+        self.reply::<R::Response>(key, version, pending, timeout)
+            .await
     }
 
     fn submit<R: Request>(
@@ -250,11 +260,19 @@ impl Connection {
             Ok(Err(_)) => return Err(self.transport("connection closed")),
             Ok(Ok(r)) => r?,
         };
-        let header_version = if key == ApiKey::ApiVersions { 0 } else { Resp::header_version(version) };
+        let header_version = if key == ApiKey::ApiVersions {
+            0
+        } else {
+            Resp::header_version(version)
+        };
         ResponseHeader::decode(&mut body, header_version)
             .map_err(|e| Error::protocol(format!("response header: {e}")))?;
-        Resp::decode(&mut body, version)
-            .map_err(|e| Error::protocol(format!("{key:?} v{version} response from {}: {e}", self.addr)))
+        Resp::decode(&mut body, version).map_err(|e| {
+            Error::protocol(format!(
+                "{key:?} v{version} response from {}: {e}",
+                self.addr
+            ))
+        })
     }
 
     pub fn request_timeout(&self) -> Duration {

@@ -32,6 +32,6 @@ pub use admin::{
 pub use cluster::{ClusterView, PartitionInfo, TopicInfo};
 pub use config::Config;
 pub use consumer::{Consumer, ConsumerRecord};
-pub use types::TopicPartition;
 pub use error::{Error, KafkaCode, Result};
 pub use producer::{Compression, DeliveryFuture, Header, Producer, ProducerRecord, RecordMetadata};
+pub use types::TopicPartition;

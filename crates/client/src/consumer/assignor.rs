@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::consumer_protocol_assignment as cpa;
 use kafka_protocol::messages::consumer_protocol_subscription as cps;
-use kafka_protocol::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicName};
+use kafka_protocol::messages::{
+    ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicName,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use crate::error::{Error, Result};
@@ -79,10 +81,16 @@ pub struct Member {
 }
 
 fn empty_result(members: &[Member]) -> BTreeMap<String, Vec<TopicPartition>> {
-    members.iter().map(|m| (m.member_id.clone(), Vec::new())).collect()
+    members
+        .iter()
+        .map(|m| (m.member_id.clone(), Vec::new()))
+        .collect()
 }
 
-fn range(members: &[Member], partitions: &BTreeMap<String, i32>) -> BTreeMap<String, Vec<TopicPartition>> {
+fn range(
+    members: &[Member],
+    partitions: &BTreeMap<String, i32>,
+) -> BTreeMap<String, Vec<TopicPartition>> {
     let mut out = empty_result(members);
     for (topic, &n) in partitions {
         let mut subs: Vec<&str> = members
@@ -108,7 +116,10 @@ fn range(members: &[Member], partitions: &BTreeMap<String, i32>) -> BTreeMap<Str
     out
 }
 
-fn round_robin(members: &[Member], partitions: &BTreeMap<String, i32>) -> BTreeMap<String, Vec<TopicPartition>> {
+fn round_robin(
+    members: &[Member],
+    partitions: &BTreeMap<String, i32>,
+) -> BTreeMap<String, Vec<TopicPartition>> {
     let mut out = empty_result(members);
     let mut ids: Vec<&Member> = members.iter().collect();
     ids.sort_by(|a, b| a.member_id.cmp(&b.member_id));
@@ -122,7 +133,9 @@ fn round_robin(members: &[Member], partitions: &BTreeMap<String, i32>) -> BTreeM
             for step in 0..ids.len() {
                 let m = ids[(cursor + step) % ids.len()];
                 if m.topics.iter().any(|t| t == topic) {
-                    out.entry(m.member_id.clone()).or_default().push(TopicPartition::new(topic.clone(), p));
+                    out.entry(m.member_id.clone())
+                        .or_default()
+                        .push(TopicPartition::new(topic.clone(), p));
                     cursor = (cursor + step + 1) % ids.len();
                     break;
                 }
@@ -135,7 +148,11 @@ fn round_robin(members: &[Member], partitions: &BTreeMap<String, i32>) -> BTreeM
 /// Balanced, keeping as many owned partitions in place as balance allows. With
 /// `cooperative`, a partition that changes owner is withheld for this round: its old owner
 /// revokes it, rejoins, and the next round hands it over (KIP-429).
-fn sticky(members: &[Member], partitions: &BTreeMap<String, i32>, cooperative: bool) -> BTreeMap<String, Vec<TopicPartition>> {
+fn sticky(
+    members: &[Member],
+    partitions: &BTreeMap<String, i32>,
+    cooperative: bool,
+) -> BTreeMap<String, Vec<TopicPartition>> {
     let mut out = empty_result(members);
     if members.is_empty() {
         return out;
@@ -156,7 +173,12 @@ fn sticky(members: &[Member], partitions: &BTreeMap<String, i32>, cooperative: b
     let mut previous_owner: BTreeMap<TopicPartition, String> = BTreeMap::new();
     // Members owning most keep their share first, so the fewest partitions move.
     let mut by_owned = sorted.clone();
-    by_owned.sort_by(|a, b| b.owned.len().cmp(&a.owned.len()).then(a.member_id.cmp(&b.member_id)));
+    by_owned.sort_by(|a, b| {
+        b.owned
+            .len()
+            .cmp(&a.owned.len())
+            .then(a.member_id.cmp(&b.member_id))
+    });
     for member in by_owned {
         let mut keep: Vec<TopicPartition> = Vec::new();
         let mut owned = member.owned.clone();
@@ -166,7 +188,11 @@ fn sticky(members: &[Member], partitions: &BTreeMap<String, i32>, cooperative: b
                 continue;
             }
             previous_owner.insert(tp.clone(), member.member_id.clone());
-            let cap = if at_max < extra { min_quota + 1 } else { min_quota };
+            let cap = if at_max < extra {
+                min_quota + 1
+            } else {
+                min_quota
+            };
             if keep.len() < cap {
                 claimed.insert(tp.clone());
                 keep.push(tp);
@@ -181,7 +207,12 @@ fn sticky(members: &[Member], partitions: &BTreeMap<String, i32>, cooperative: b
         let target = sorted
             .iter()
             .filter(|m| subscribed(m, &tp.topic))
-            .min_by_key(|m| (out.get(&m.member_id).map_or(0, Vec::len), m.member_id.clone()));
+            .min_by_key(|m| {
+                (
+                    out.get(&m.member_id).map_or(0, Vec::len),
+                    m.member_id.clone(),
+                )
+            });
         if let Some(t) = target {
             out.entry(t.member_id.clone()).or_default().push(tp.clone());
         }
@@ -210,11 +241,20 @@ const ASSIGNMENT_VERSION: i16 = 1;
 
 pub fn encode_subscription(topics: &[String], owned: &[TopicPartition]) -> Bytes {
     let sub = ConsumerProtocolSubscription::default()
-        .with_topics(topics.iter().map(|t| StrBytes::from_string(t.clone())).collect())
+        .with_topics(
+            topics
+                .iter()
+                .map(|t| StrBytes::from_string(t.clone()))
+                .collect(),
+        )
         .with_owned_partitions(
             group_by_topic(owned)
                 .into_iter()
-                .map(|(t, ps)| cps::TopicPartition::default().with_topic(TopicName(StrBytes::from_string(t))).with_partitions(ps))
+                .map(|(t, ps)| {
+                    cps::TopicPartition::default()
+                        .with_topic(TopicName(StrBytes::from_string(t)))
+                        .with_partitions(ps)
+                })
                 .collect(),
         );
     let mut buf = BytesMut::new();
@@ -226,7 +266,9 @@ pub fn encode_subscription(topics: &[String], owned: &[TopicPartition]) -> Bytes
 
 pub fn decode_subscription(member_id: &str, mut bytes: Bytes) -> Result<Member> {
     if bytes.remaining() < 2 {
-        return Err(Error::protocol(format!("member {member_id}: empty subscription")));
+        return Err(Error::protocol(format!(
+            "member {member_id}: empty subscription"
+        )));
     }
     let version = bytes.get_i16().clamp(0, 3);
     let sub = ConsumerProtocolSubscription::decode(&mut bytes, version)
@@ -237,7 +279,11 @@ pub fn decode_subscription(member_id: &str, mut bytes: Bytes) -> Result<Member> 
         owned: sub
             .owned_partitions
             .iter()
-            .flat_map(|t| t.partitions.iter().map(|p| TopicPartition::new(t.topic.0.to_string(), *p)))
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| TopicPartition::new(t.topic.0.to_string(), *p))
+            })
             .collect(),
     })
 }
@@ -246,7 +292,11 @@ pub fn encode_assignment(tps: &[TopicPartition]) -> Bytes {
     let a = ConsumerProtocolAssignment::default().with_assigned_partitions(
         group_by_topic(tps)
             .into_iter()
-            .map(|(t, ps)| cpa::TopicPartition::default().with_topic(TopicName(StrBytes::from_string(t))).with_partitions(ps))
+            .map(|(t, ps)| {
+                cpa::TopicPartition::default()
+                    .with_topic(TopicName(StrBytes::from_string(t)))
+                    .with_partitions(ps)
+            })
             .collect(),
     );
     let mut buf = BytesMut::new();
@@ -265,7 +315,11 @@ pub fn decode_assignment(mut bytes: Bytes) -> Result<Vec<TopicPartition>> {
     let mut out: Vec<TopicPartition> = a
         .assigned_partitions
         .iter()
-        .flat_map(|t| t.partitions.iter().map(|p| TopicPartition::new(t.topic.0.to_string(), *p)))
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| TopicPartition::new(t.topic.0.to_string(), *p))
+        })
         .collect();
     out.sort();
     Ok(out)
@@ -279,7 +333,10 @@ mod tests {
         Member {
             member_id: id.into(),
             topics: topics.iter().map(|t| t.to_string()).collect(),
-            owned: owned.iter().map(|(t, p)| TopicPartition::new(*t, *p)).collect(),
+            owned: owned
+                .iter()
+                .map(|(t, p)| TopicPartition::new(*t, *p))
+                .collect(),
         }
     }
 
@@ -290,12 +347,30 @@ mod tests {
     #[test]
     fn range_and_round_robin_split_like_kafka() {
         let parts = BTreeMap::from([("a".to_string(), 3), ("b".to_string(), 3)]);
-        let ms = [member("m1", &["a", "b"], &[]), member("m2", &["a", "b"], &[])];
+        let ms = [
+            member("m1", &["a", "b"], &[]),
+            member("m2", &["a", "b"], &[]),
+        ];
         let r = Assignor::Range.assign(&ms, &parts);
-        assert_eq!(r["m1"], vec![TopicPartition::new("a", 0), TopicPartition::new("a", 1), TopicPartition::new("b", 0), TopicPartition::new("b", 1)]);
+        assert_eq!(
+            r["m1"],
+            vec![
+                TopicPartition::new("a", 0),
+                TopicPartition::new("a", 1),
+                TopicPartition::new("b", 0),
+                TopicPartition::new("b", 1)
+            ]
+        );
         assert_eq!(r["m2"].len(), 2);
         let rr = Assignor::RoundRobin.assign(&ms, &parts);
-        assert_eq!(rr["m1"], vec![TopicPartition::new("a", 0), TopicPartition::new("a", 2), TopicPartition::new("b", 1)]);
+        assert_eq!(
+            rr["m1"],
+            vec![
+                TopicPartition::new("a", 0),
+                TopicPartition::new("a", 2),
+                TopicPartition::new("b", 1)
+            ]
+        );
         assert_eq!(counts(&rr), vec![3, 3]);
     }
 
@@ -322,11 +397,21 @@ mod tests {
     #[test]
     fn sticky_balances_three_members_and_keeps_survivors_in_place() {
         let parts = BTreeMap::from([("t".to_string(), 6)]);
-        let ms = [member("a", &["t"], &[("t", 0), ("t", 1)]), member("b", &["t"], &[("t", 2), ("t", 3)]), member("c", &["t"], &[("t", 4), ("t", 5)])];
+        let ms = [
+            member("a", &["t"], &[("t", 0), ("t", 1)]),
+            member("b", &["t"], &[("t", 2), ("t", 3)]),
+            member("c", &["t"], &[("t", 4), ("t", 5)]),
+        ];
         let same = Assignor::Sticky.assign(&ms, &parts);
-        assert_eq!(same["b"], vec![TopicPartition::new("t", 2), TopicPartition::new("t", 3)]);
+        assert_eq!(
+            same["b"],
+            vec![TopicPartition::new("t", 2), TopicPartition::new("t", 3)]
+        );
         // c leaves: a and b keep theirs and split c's.
-        let ms = [member("a", &["t"], &[("t", 0), ("t", 1)]), member("b", &["t"], &[("t", 2), ("t", 3)])];
+        let ms = [
+            member("a", &["t"], &[("t", 0), ("t", 1)]),
+            member("b", &["t"], &[("t", 2), ("t", 3)]),
+        ];
         let after = Assignor::CooperativeSticky.assign(&ms, &parts);
         assert_eq!(counts(&after), vec![3, 3]);
         assert!(after["a"].contains(&TopicPartition::new("t", 0)));
@@ -336,11 +421,15 @@ mod tests {
     #[test]
     fn protocol_bytes_roundtrip() {
         let owned = vec![TopicPartition::new("t", 1), TopicPartition::new("u", 0)];
-        let m = decode_subscription("m", encode_subscription(&["t".into(), "u".into()], &owned)).unwrap();
+        let m = decode_subscription("m", encode_subscription(&["t".into(), "u".into()], &owned))
+            .unwrap();
         assert_eq!(m.topics, vec!["t", "u"]);
         assert_eq!(m.owned, owned);
         assert_eq!(decode_assignment(encode_assignment(&owned)).unwrap(), owned);
         assert!(decode_assignment(Bytes::new()).unwrap().is_empty());
-        assert_eq!(Assignor::parse("org.apache.kafka.clients.consumer.CooperativeStickyAssignor"), Some(Assignor::CooperativeSticky));
+        assert_eq!(
+            Assignor::parse("org.apache.kafka.clients.consumer.CooperativeStickyAssignor"),
+            Some(Assignor::CooperativeSticky)
+        );
     }
 }

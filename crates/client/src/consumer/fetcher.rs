@@ -147,14 +147,19 @@ pub(crate) async fn run(f: Arc<Fetcher>, cluster: Arc<Cluster>, s: FetchSettings
             }
             let room = st.buffered_bytes < s.prefetch_bytes_max;
             for (tp, p) in st.parts.iter_mut() {
-                let Some(offset) = p.fetch_offset else { continue };
+                let Some(offset) = p.fetch_offset else {
+                    continue;
+                };
                 if p.paused || p.in_flight || p.out_of_range || p.error.is_some() || !room {
                     continue;
                 }
                 match view.leader(&tp.topic, tp.partition) {
                     Some(l) => {
                         p.in_flight = true;
-                        by_leader.entry(l).or_default().push((tp.clone(), offset, p.epoch));
+                        by_leader
+                            .entry(l)
+                            .or_default()
+                            .push((tp.clone(), offset, p.epoch));
                     }
                     None => unknown.push(tp.topic.clone()),
                 }
@@ -172,7 +177,11 @@ pub(crate) async fn run(f: Arc<Fetcher>, cluster: Arc<Cluster>, s: FetchSettings
                 f2.wake.notify_one();
             });
         }
-        let idle = if unknown.is_empty() { Duration::from_millis(500) } else { cluster.backoff() };
+        let idle = if unknown.is_empty() {
+            Duration::from_millis(500)
+        } else {
+            cluster.backoff()
+        };
         tokio::select! {
             _ = &mut wake => {}
             _ = tokio::time::sleep(idle) => {}
@@ -180,7 +189,13 @@ pub(crate) async fn run(f: Arc<Fetcher>, cluster: Arc<Cluster>, s: FetchSettings
     }
 }
 
-async fn fetch_from(f: &Fetcher, cluster: &Cluster, s: &FetchSettings, leader: i32, parts: Vec<(TopicPartition, i64, u64)>) {
+async fn fetch_from(
+    f: &Fetcher,
+    cluster: &Cluster,
+    s: &FetchSettings,
+    leader: i32,
+    parts: Vec<(TopicPartition, i64, u64)>,
+) {
     let clear = |f: &Fetcher| {
         let mut st = f.lock();
         for (tp, _, _) in &parts {
@@ -219,7 +234,8 @@ async fn fetch_from(f: &Fetcher, cluster: &Cluster, s: &FetchSettings, leader: i
     let resp = async {
         let conn = cluster.conn(leader, Lane::Fetch).await?;
         let v = conn.version_for::<FetchRequest>()?;
-        conn.send_at_timeout(&req, v, cluster.cfg.request_timeout + s.max_wait).await
+        conn.send_at_timeout(&req, v, cluster.cfg.request_timeout + s.max_wait)
+            .await
     }
     .await;
     let resp = match resp {
@@ -239,7 +255,9 @@ async fn fetch_from(f: &Fetcher, cluster: &Cluster, s: &FetchSettings, leader: i
         let topic: Arc<str> = Arc::from(t.topic.0.as_str());
         for pd in &t.partitions {
             let tp = TopicPartition::new(topic.to_string(), pd.partition_index);
-            let Some(&(_, offset, epoch)) = parts.iter().find(|(x, _, _)| *x == tp) else { continue };
+            let Some(&(_, offset, epoch)) = parts.iter().find(|(x, _, _)| *x == tp) else {
+                continue;
+            };
             let decoded = if pd.error_code == 0 {
                 let data = pd.records.clone().unwrap_or_default();
                 Some(records::decode(&topic, pd.partition_index, data, offset))
@@ -247,7 +265,9 @@ async fn fetch_from(f: &Fetcher, cluster: &Cluster, s: &FetchSettings, leader: i
                 None
             };
             let mut st = f.lock();
-            let Some(p) = st.parts.get_mut(&tp) else { continue };
+            let Some(p) = st.parts.get_mut(&tp) else {
+                continue;
+            };
             if p.epoch != epoch || p.fetch_offset != Some(offset) {
                 continue; // seeked or reassigned while this fetch was out
             }

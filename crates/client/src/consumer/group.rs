@@ -17,8 +17,8 @@ use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ConsumerGroupHeartbeatRequest, GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, SyncGroupRequest,
-    TopicName,
+    ConsumerGroupHeartbeatRequest, GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
+    SyncGroupRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::Notify;
@@ -166,7 +166,11 @@ impl Group {
             instance_id: cfg.group_instance_id.clone(),
             state: Mutex::new(GroupState {
                 member_id,
-                generation: if cfg.group_protocol == GroupProtocol::Consumer { 0 } else { -1 },
+                generation: if cfg.group_protocol == GroupProtocol::Consumer {
+                    0
+                } else {
+                    -1
+                },
                 coordinator: None,
                 joined: false,
                 rejoin_needed: true,
@@ -258,7 +262,9 @@ fn minus(a: &[TopicPartition], b: &[TopicPartition]) -> Vec<TopicPartition> {
 
 impl Consumer {
     fn group_ref(&self) -> Result<&Group> {
-        self.group.as_ref().ok_or_else(|| Error::Config("group.id is not set".into()))
+        self.group
+            .as_ref()
+            .ok_or_else(|| Error::Config("group.id is not set".into()))
     }
 
     /// Runs whatever the group needs before records can be returned.
@@ -275,7 +281,11 @@ impl Consumer {
             let owned = self.assignment();
             if !owned.is_empty() {
                 tracing::info!(group = %shared.id, partitions = owned.len(), "group membership lost");
-                if let Some(l) = self.listener.as_mut().map(|m| m.get_mut().unwrap_or_else(|p| p.into_inner())) {
+                if let Some(l) = self
+                    .listener
+                    .as_mut()
+                    .map(|m| m.get_mut().unwrap_or_else(|p| p.into_inner()))
+                {
                     l.on_partitions_lost(&owned);
                 }
                 self.set_assignment(&[]);
@@ -309,7 +319,11 @@ impl Consumer {
             positions: &positions,
             commits: BTreeMap::new(),
         };
-        if let Some(l) = self.listener.as_mut().map(|m| m.get_mut().unwrap_or_else(|p| p.into_inner())) {
+        if let Some(l) = self
+            .listener
+            .as_mut()
+            .map(|m| m.get_mut().unwrap_or_else(|p| p.into_inner()))
+        {
             l.on_partitions_revoked(&mut r);
         }
         let mut commits = r.commits;
@@ -344,7 +358,11 @@ impl Consumer {
                 let mut st = shared.lock();
                 st.rejoin_needed = false;
                 st.joined = false;
-                (st.member_id.clone(), st.subscription.clone(), st.owned.clone())
+                (
+                    st.member_id.clone(),
+                    st.subscription.clone(),
+                    st.owned.clone(),
+                )
             };
             let protocols = self
                 .cfg
@@ -359,7 +377,9 @@ impl Consumer {
             let req = JoinGroupRequest::default()
                 .with_group_id(group_id(&shared.id))
                 .with_session_timeout_ms(self.cfg.session_timeout.as_millis() as i32)
-                .with_rebalance_timeout_ms(self.cfg.max_poll_interval.as_millis().min(i32::MAX as u128) as i32)
+                .with_rebalance_timeout_ms(
+                    self.cfg.max_poll_interval.as_millis().min(i32::MAX as u128) as i32,
+                )
                 .with_member_id(s(&member_id))
                 .with_group_instance_id(shared.instance_id.as_deref().map(s))
                 .with_protocol_type(s("consumer"))
@@ -368,7 +388,12 @@ impl Consumer {
                 let node = shared.coordinator(&self.cluster).await?;
                 let conn = self.cluster.conn(node, Lane::Group).await?;
                 let v = conn.version_for::<JoinGroupRequest>()?;
-                conn.send_at_timeout(&req, v, self.cfg.max_poll_interval + self.cfg.client.request_timeout).await
+                conn.send_at_timeout(
+                    &req,
+                    v,
+                    self.cfg.max_poll_interval + self.cfg.client.request_timeout,
+                )
+                .await
             }
             .await;
             let resp = match resp {
@@ -401,7 +426,11 @@ impl Consumer {
             }
             let member_id = resp.member_id.to_string();
             let generation = resp.generation_id;
-            let protocol = resp.protocol_name.as_ref().map(|p| p.to_string()).unwrap_or_default();
+            let protocol = resp
+                .protocol_name
+                .as_ref()
+                .map(|p| p.to_string())
+                .unwrap_or_default();
             {
                 let mut st = shared.lock();
                 st.member_id = member_id.clone();
@@ -424,7 +453,12 @@ impl Consumer {
                 let node = shared.coordinator(&self.cluster).await?;
                 let conn = self.cluster.conn(node, Lane::Group).await?;
                 let v = conn.version_for::<SyncGroupRequest>()?;
-                conn.send_at_timeout(&sync, v, self.cfg.max_poll_interval + self.cfg.client.request_timeout).await
+                conn.send_at_timeout(
+                    &sync,
+                    v,
+                    self.cfg.max_poll_interval + self.cfg.client.request_timeout,
+                )
+                .await
             }
             .await;
             let resp = match resp {
@@ -468,8 +502,15 @@ impl Consumer {
             }
             let now_owned = shared.lock().owned.clone();
             self.set_assignment(&now_owned);
-            let added: Vec<TopicPartition> = added.into_iter().filter(|tp| now_owned.contains(tp)).collect();
-            if let Some(l) = self.listener.as_mut().map(|m| m.get_mut().unwrap_or_else(|p| p.into_inner())) {
+            let added: Vec<TopicPartition> = added
+                .into_iter()
+                .filter(|tp| now_owned.contains(tp))
+                .collect();
+            if let Some(l) = self
+                .listener
+                .as_mut()
+                .map(|m| m.get_mut().unwrap_or_else(|p| p.into_inner()))
+            {
                 l.on_partitions_assigned(&added);
             }
             shared.wake.notify_one();
@@ -486,8 +527,11 @@ impl Consumer {
         protocol: &str,
         members: &[kafka_protocol::messages::join_group_response::JoinGroupResponseMember],
     ) -> Result<Vec<SyncGroupRequestAssignment>> {
-        let assignor = Assignor::from_name(protocol)
-            .ok_or_else(|| Error::protocol(format!("the coordinator chose unknown assignor {protocol:?}")))?;
+        let assignor = Assignor::from_name(protocol).ok_or_else(|| {
+            Error::protocol(format!(
+                "the coordinator chose unknown assignor {protocol:?}"
+            ))
+        })?;
         let subs = members
             .iter()
             .map(|m| assignor::decode_subscription(&m.member_id, m.metadata.clone()))
@@ -526,7 +570,11 @@ impl Consumer {
         self.revoke(&revoked).await;
         self.set_assignment(&target);
         shared.lock().owned = target;
-        if let Some(l) = self.listener.as_mut().map(|m| m.get_mut().unwrap_or_else(|p| p.into_inner())) {
+        if let Some(l) = self
+            .listener
+            .as_mut()
+            .map(|m| m.get_mut().unwrap_or_else(|p| p.into_inner()))
+        {
             l.on_partitions_assigned(&added);
         }
         // Tell the coordinator at once what we own now.
@@ -555,7 +603,11 @@ impl Consumer {
                     let node = shared.coordinator(&self.cluster).await?;
                     let conn = self.cluster.conn(node, Lane::Group).await?;
                     let v = conn.version_for::<LeaveGroupRequest>()?;
-                    conn.send_at(&leave_request(&shared.id, &member_id, "the consumer is closing", v), v).await
+                    conn.send_at(
+                        &leave_request(&shared.id, &member_id, "the consumer is closing", v),
+                        v,
+                    )
+                    .await
                 }
                 .await;
                 let mut st = shared.lock();
@@ -566,7 +618,10 @@ impl Consumer {
                 drop(st);
                 match r {
                     Ok(resp) if resp.error_code == 0 || resp.error_code == 25 => Ok(()),
-                    Ok(resp) => Err(Error::kafka(resp.error_code, format!("leaving group {}", shared.id))),
+                    Ok(resp) => Err(Error::kafka(
+                        resp.error_code,
+                        format!("leaving group {}", shared.id),
+                    )),
                     Err(e) => Err(e),
                 }
             }
@@ -597,7 +652,10 @@ impl Consumer {
                 drop(st);
                 match r {
                     Ok(resp) if resp.error_code == 0 || resp.error_code == 25 => Ok(()),
-                    Ok(resp) => Err(Error::kafka(resp.error_code, format!("leaving group {}", shared.id))),
+                    Ok(resp) => Err(Error::kafka(
+                        resp.error_code,
+                        format!("leaving group {}", shared.id),
+                    )),
                     Err(e) => Err(e),
                 }
             }
@@ -636,7 +694,11 @@ fn poll_timed_out(shared: &GroupShared, settings: &Settings) -> bool {
     st.last_poll.elapsed() > settings.max_poll_interval && !st.left_for_poll_timeout
 }
 
-async fn classic_heartbeat(shared: &GroupShared, cluster: &Cluster, settings: &Settings) -> Result<()> {
+async fn classic_heartbeat(
+    shared: &GroupShared,
+    cluster: &Cluster,
+    settings: &Settings,
+) -> Result<()> {
     let (joined, member_id, generation) = {
         let st = shared.lock();
         (st.joined, st.member_id.clone(), st.generation)
@@ -650,7 +712,12 @@ async fn classic_heartbeat(shared: &GroupShared, cluster: &Cluster, settings: &S
         tracing::warn!(group = %shared.id, "poll was not called within max.poll.interval.ms: leaving the group");
         if shared.instance_id.is_none() {
             if let Ok(v) = conn.version_for::<LeaveGroupRequest>() {
-                let _ = conn.send_at(&leave_request(&shared.id, &member_id, "max.poll.interval.ms expired", v), v).await;
+                let _ = conn
+                    .send_at(
+                        &leave_request(&shared.id, &member_id, "max.poll.interval.ms expired", v),
+                        v,
+                    )
+                    .await;
             }
         }
         let mut st = shared.lock();
@@ -689,18 +756,37 @@ async fn classic_heartbeat(shared: &GroupShared, cluster: &Cluster, settings: &S
             Ok(())
         }
         82 => {
-            st.fatal = Some(Error::kafka(82, format!("group {}: another consumer uses group.instance.id", shared.id)));
+            st.fatal = Some(Error::kafka(
+                82,
+                format!(
+                    "group {}: another consumer uses group.instance.id",
+                    shared.id
+                ),
+            ));
             st.joined = false;
             Ok(())
         }
-        code => Err(Error::kafka(code, format!("heartbeat to group {}", shared.id))),
+        code => Err(Error::kafka(
+            code,
+            format!("heartbeat to group {}", shared.id),
+        )),
     }
 }
 
-async fn consumer_heartbeat(shared: &GroupShared, cluster: &Cluster, settings: &Settings) -> Result<()> {
+async fn consumer_heartbeat(
+    shared: &GroupShared,
+    cluster: &Cluster,
+    settings: &Settings,
+) -> Result<()> {
     let (member_id, epoch, subscription, owned, paused) = {
         let st = shared.lock();
-        (st.member_id.clone(), st.generation, st.subscription.clone(), st.owned.clone(), st.left_for_poll_timeout)
+        (
+            st.member_id.clone(),
+            st.generation,
+            st.subscription.clone(),
+            st.owned.clone(),
+            st.left_for_poll_timeout,
+        )
     };
     if subscription.is_empty() || paused {
         return Ok(());
@@ -737,13 +823,19 @@ async fn consumer_heartbeat(shared: &GroupShared, cluster: &Cluster, settings: &
         .with_member_id(s(&member_id))
         .with_member_epoch(epoch)
         .with_instance_id(shared.instance_id.as_deref().map(s))
-        .with_rebalance_timeout_ms(settings.max_poll_interval.as_millis().min(i32::MAX as u128) as i32)
+        .with_rebalance_timeout_ms(
+            settings.max_poll_interval.as_millis().min(i32::MAX as u128) as i32
+        )
         .with_subscribed_topic_names(Some(subscription.iter().map(|t| TopicName(s(t))).collect()))
         .with_server_assignor(settings.remote_assignor.as_deref().map(s))
         .with_topic_partitions(Some(
             owned_by_id
                 .into_iter()
-                .map(|(id, ps)| TopicPartitions::default().with_topic_id(id).with_partitions(ps))
+                .map(|(id, ps)| {
+                    TopicPartitions::default()
+                        .with_topic_id(id)
+                        .with_partitions(ps)
+                })
                 .collect(),
         ));
     let _ = settings.session_timeout;
@@ -761,10 +853,22 @@ async fn consumer_heartbeat(shared: &GroupShared, cluster: &Cluster, settings: &
             shared.wake.notify_one();
             return Ok(());
         }
-        14..=16 => return Err(Error::kafka(resp.error_code, format!("group {}", shared.id))),
+        14..=16 => {
+            return Err(Error::kafka(
+                resp.error_code,
+                format!("group {}", shared.id),
+            ))
+        }
         111 => return Ok(()), // UNRELEASED_INSTANCE_ID: the old instance is still leaving
         code => {
-            let e = Error::kafka(code, format!("consumer group heartbeat for {}: {}", shared.id, resp.error_message.as_deref().unwrap_or("")));
+            let e = Error::kafka(
+                code,
+                format!(
+                    "consumer group heartbeat for {}: {}",
+                    shared.id,
+                    resp.error_message.as_deref().unwrap_or("")
+                ),
+            );
             if !e.is_retriable() {
                 shared.lock().fatal = Some(e.clone());
             }
@@ -778,7 +882,11 @@ async fn consumer_heartbeat(shared: &GroupShared, cluster: &Cluster, settings: &
             let mut missing = false;
             for t in &a.topic_partitions {
                 match view.topics.values().find(|x| x.id == t.topic_id) {
-                    Some(x) => tps.extend(t.partitions.iter().map(|p| TopicPartition::new(x.name.clone(), *p))),
+                    Some(x) => tps.extend(
+                        t.partitions
+                            .iter()
+                            .map(|p| TopicPartition::new(x.name.clone(), *p)),
+                    ),
                     None => missing = true,
                 }
             }
@@ -787,7 +895,10 @@ async fn consumer_heartbeat(shared: &GroupShared, cluster: &Cluster, settings: &
                 let _ = cluster.refresh(Some(&subscription), false).await;
                 let mut st = shared.lock();
                 st.generation = resp.member_epoch;
-                return Err(Error::kafka(KafkaCode::UNKNOWN_TOPIC_ID.0, "assignment names an unknown topic id"));
+                return Err(Error::kafka(
+                    KafkaCode::UNKNOWN_TOPIC_ID.0,
+                    "assignment names an unknown topic id",
+                ));
             }
             tps.sort();
             Some(tps)

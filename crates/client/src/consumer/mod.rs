@@ -39,7 +39,7 @@ use crate::config::{ClientConfig, Config};
 use crate::error::{Error, Result};
 use crate::types::TopicPartition;
 use assignor::Assignor;
-use fetcher::{FetchSettings, Fetcher, PartState};
+use fetcher::{FetchSettings, Fetcher};
 pub use group::{RebalanceListener, Revocation};
 pub use records::{ConsumerRecord, TimestampType};
 
@@ -81,32 +81,59 @@ pub struct ConsumerConfig {
 
 impl ConsumerConfig {
     pub fn from_config(c: &Config) -> Result<Self> {
-        let auto_offset_reset = match c.string("auto.offset.reset", "latest").to_ascii_lowercase().as_str() {
+        let auto_offset_reset = match c
+            .string("auto.offset.reset", "latest")
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "earliest" | "smallest" | "beginning" => OffsetReset::Earliest,
             "latest" | "largest" | "end" => OffsetReset::Latest,
             "none" | "error" => OffsetReset::None,
-            other => return Err(Error::Config(format!("auto.offset.reset={other:?}: use earliest, latest or none"))),
+            other => {
+                return Err(Error::Config(format!(
+                    "auto.offset.reset={other:?}: use earliest, latest or none"
+                )))
+            }
         };
-        let group_protocol = match c.string("group.protocol", "classic").to_ascii_lowercase().as_str() {
+        let group_protocol = match c
+            .string("group.protocol", "classic")
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "classic" => GroupProtocol::Classic,
             "consumer" => GroupProtocol::Consumer,
-            other => return Err(Error::Config(format!("group.protocol={other:?}: use classic or consumer"))),
+            other => {
+                return Err(Error::Config(format!(
+                    "group.protocol={other:?}: use classic or consumer"
+                )))
+            }
         };
         let strategies = c.string("partition.assignment.strategy", "range,cooperative-sticky");
         let assignors = strategies
             .split(',')
             .filter(|s| !s.trim().is_empty())
-            .map(|s| Assignor::parse(s).ok_or_else(|| Error::Config(format!("partition.assignment.strategy: unknown assignor {s:?}"))))
+            .map(|s| {
+                Assignor::parse(s).ok_or_else(|| {
+                    Error::Config(format!(
+                        "partition.assignment.strategy: unknown assignor {s:?}"
+                    ))
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
         if assignors.is_empty() {
-            return Err(Error::Config("partition.assignment.strategy is empty".into()));
+            return Err(Error::Config(
+                "partition.assignment.strategy is empty".into(),
+            ));
         }
         let isolation_level = match c.string("isolation.level", "read_uncommitted").as_str() {
             "read_uncommitted" => 0,
             "read_committed" => 1,
             other => return Err(Error::Config(format!("isolation.level={other:?}"))),
         };
-        let group_id = c.get("group.id").filter(|g| !g.is_empty()).map(str::to_string);
+        let group_id = c
+            .get("group.id")
+            .filter(|g| !g.is_empty())
+            .map(str::to_string);
         let max_poll_records: usize = c.parse("max.poll.records", 500usize)?;
         if max_poll_records == 0 {
             return Err(Error::Config("max.poll.records must be at least 1".into()));
@@ -115,7 +142,10 @@ impl ConsumerConfig {
             client: ClientConfig::from_config(c, 30_000)?,
             enable_auto_commit: c.bool("enable.auto.commit", group_id.is_some())?,
             group_id,
-            group_instance_id: c.get("group.instance.id").filter(|g| !g.is_empty()).map(str::to_string),
+            group_instance_id: c
+                .get("group.instance.id")
+                .filter(|g| !g.is_empty())
+                .map(str::to_string),
             group_protocol,
             remote_assignor: c.get("group.remote.assignor").map(str::to_string),
             auto_offset_reset,
@@ -164,7 +194,11 @@ impl Consumer {
         let cfg = ConsumerConfig::from_config(&config)?;
         let cluster = Cluster::new(cfg.client.clone());
         let fetcher = Fetcher::new();
-        let fetch_task = tokio::spawn(fetcher::run(fetcher.clone(), cluster.clone(), cfg.fetch.clone()));
+        let fetch_task = tokio::spawn(fetcher::run(
+            fetcher.clone(),
+            cluster.clone(),
+            cfg.fetch.clone(),
+        ));
         let group = cfg
             .group_id
             .clone()
@@ -193,12 +227,18 @@ impl Consumer {
 
     /// Like [`subscribe`](Self::subscribe), with a listener told of every revocation and
     /// assignment.
-    pub fn subscribe_with(&mut self, topics: &[&str], listener: Option<Box<dyn RebalanceListener>>) -> Result<()> {
+    pub fn subscribe_with(
+        &mut self,
+        topics: &[&str],
+        listener: Option<Box<dyn RebalanceListener>>,
+    ) -> Result<()> {
         let Some(g) = self.group.as_mut() else {
             return Err(Error::Config("subscribe needs group.id".into()));
         };
         if matches!(self.subscription, Subscription::Manual) {
-            return Err(Error::Config("subscribe after assign: call unsubscribe first".into()));
+            return Err(Error::Config(
+                "subscribe after assign: call unsubscribe first".into(),
+            ));
         }
         let mut topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
         topics.sort();
@@ -212,7 +252,9 @@ impl Consumer {
     /// Reads `partitions` without a group (offsets can still be committed with `group.id`).
     pub fn assign(&mut self, partitions: &[TopicPartition]) -> Result<()> {
         if matches!(self.subscription, Subscription::Topics) {
-            return Err(Error::Config("assign after subscribe: call unsubscribe first".into()));
+            return Err(Error::Config(
+                "assign after subscribe: call unsubscribe first".into(),
+            ));
         }
         self.subscription = Subscription::Manual;
         let wanted: BTreeSet<&TopicPartition> = partitions.iter().collect();
@@ -286,8 +328,16 @@ impl Consumer {
         let (missing, out_of_range): (Vec<TopicPartition>, Vec<TopicPartition>) = {
             let st = self.fetcher.lock();
             (
-                st.parts.iter().filter(|(_, p)| p.position.is_none()).map(|(tp, _)| tp.clone()).collect(),
-                st.parts.iter().filter(|(_, p)| p.out_of_range).map(|(tp, _)| tp.clone()).collect(),
+                st.parts
+                    .iter()
+                    .filter(|(_, p)| p.position.is_none())
+                    .map(|(tp, _)| tp.clone())
+                    .collect(),
+                st.parts
+                    .iter()
+                    .filter(|(_, p)| p.out_of_range)
+                    .map(|(tp, _)| tp.clone())
+                    .collect(),
             )
         };
         if missing.is_empty() && out_of_range.is_empty() {
@@ -296,7 +346,15 @@ impl Consumer {
         let mut to_reset: Vec<TopicPartition> = out_of_range;
         if !missing.is_empty() {
             let committed = match &self.group {
-                Some(g) => offsets::fetch_committed(&self.cluster, g, &missing, deadline.max(Instant::now() + self.cfg.default_api_timeout)).await?,
+                Some(g) => {
+                    offsets::fetch_committed(
+                        &self.cluster,
+                        g,
+                        &missing,
+                        deadline.max(Instant::now() + self.cfg.default_api_timeout),
+                    )
+                    .await?
+                }
                 None => BTreeMap::new(),
             };
             let mut st = self.fetcher.lock();
@@ -322,10 +380,16 @@ impl Consumer {
             OffsetReset::Latest => -1,
             OffsetReset::None => {
                 let tp = &to_reset[0];
-                return Err(Error::kafka(1, format!("{tp}: no committed offset or out of range, and auto.offset.reset=none")));
+                return Err(Error::kafka(
+                    1,
+                    format!(
+                        "{tp}: no committed offset or out of range, and auto.offset.reset=none"
+                    ),
+                ));
             }
         };
-        let found = offsets::list_offsets(&self.cluster, &to_reset, spec, self.cfg.isolation_level).await?;
+        let found =
+            offsets::list_offsets(&self.cluster, &to_reset, spec, self.cfg.isolation_level).await?;
         let mut st = self.fetcher.lock();
         for (tp, offset) in found {
             if let Some(p) = st.parts.get_mut(&tp) {
@@ -365,7 +429,10 @@ impl Consumer {
     }
 
     /// Commits `offsets` (the next offset to read, per partition) and waits.
-    pub async fn commit_offsets_sync(&mut self, offsets: BTreeMap<TopicPartition, i64>) -> Result<()> {
+    pub async fn commit_offsets_sync(
+        &mut self,
+        offsets: BTreeMap<TopicPartition, i64>,
+    ) -> Result<()> {
         let Some(g) = &self.group else {
             return Err(Error::Config("committing offsets needs group.id".into()));
         };
@@ -381,7 +448,9 @@ impl Consumer {
         self.async_commits.retain(|t| !t.is_finished());
         let Some(g) = &self.group else {
             if let Some(cb) = callback {
-                cb(Err(Error::Config("committing offsets needs group.id".into())));
+                cb(Err(Error::Config(
+                    "committing offsets needs group.id".into(),
+                )));
             }
             return;
         };
@@ -389,7 +458,11 @@ impl Consumer {
         let (cluster, shared) = (self.cluster.clone(), g.shared().clone());
         let deadline = Instant::now() + self.cfg.default_api_timeout;
         self.async_commits.push(tokio::spawn(async move {
-            let r = if offsets.is_empty() { Ok(()) } else { offsets::commit(&cluster, &shared, &offsets, deadline).await };
+            let r = if offsets.is_empty() {
+                Ok(())
+            } else {
+                offsets::commit(&cluster, &shared, &offsets, deadline).await
+            };
             if let Err(e) = &r {
                 tracing::debug!(error = %e, "async commit failed");
             }
@@ -400,7 +473,10 @@ impl Consumer {
     }
 
     /// The committed offsets of `partitions` (`None`: nothing committed).
-    pub async fn committed(&self, partitions: &[TopicPartition]) -> Result<BTreeMap<TopicPartition, Option<i64>>> {
+    pub async fn committed(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, Option<i64>>> {
         let Some(g) = &self.group else {
             return Err(Error::Config("committed offsets need group.id".into()));
         };
@@ -434,7 +510,9 @@ impl Consumer {
     }
 
     async fn seek_to(&mut self, partitions: &[TopicPartition], spec: i64) -> Result<()> {
-        let found = offsets::list_offsets(&self.cluster, partitions, spec, self.cfg.isolation_level).await?;
+        let found =
+            offsets::list_offsets(&self.cluster, partitions, spec, self.cfg.isolation_level)
+                .await?;
         for (tp, o) in found {
             self.seek(&tp, o)?;
         }
@@ -444,7 +522,7 @@ impl Consumer {
     /// The offset of the next record `poll` returns for `tp`.
     pub async fn position(&mut self, tp: &TopicPartition) -> Result<i64> {
         let deadline = Instant::now() + self.cfg.default_api_timeout;
-        if self.fetcher.lock().parts.get(tp).is_none() {
+        if !self.fetcher.lock().parts.contains_key(tp) {
             return Err(Error::Config(format!("position: {tp} is not assigned")));
         }
         self.update_positions(deadline).await?;
@@ -479,7 +557,13 @@ impl Consumer {
     }
 
     pub fn paused(&self) -> Vec<TopicPartition> {
-        self.fetcher.lock().parts.iter().filter(|(_, p)| p.paused).map(|(tp, _)| tp.clone()).collect()
+        self.fetcher
+            .lock()
+            .parts
+            .iter()
+            .filter(|(_, p)| p.paused)
+            .map(|(tp, _)| tp.clone())
+            .collect()
     }
 
     /// The high watermark last seen for `tp` in a fetch.
@@ -524,7 +608,7 @@ impl Consumer {
         let mut st = self.parts_mut();
         st.parts.retain(|tp, _| wanted.contains(tp));
         for tp in partitions {
-            st.parts.entry(tp.clone()).or_insert_with(PartState::default);
+            st.parts.entry(tp.clone()).or_default();
         }
         drop(st);
         self.fetcher.wake.notify_one();

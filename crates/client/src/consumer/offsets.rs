@@ -5,9 +5,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
-use kafka_protocol::messages::{BrokerId, GroupId, ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName};
+use kafka_protocol::messages::{
+    BrokerId, GroupId, ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use super::group::{Group, GroupShared};
@@ -15,7 +19,9 @@ use crate::cluster::{Cluster, Lane};
 use crate::error::{Error, KafkaCode, Result};
 use crate::types::TopicPartition;
 
-fn by_topic<T>(items: impl IntoIterator<Item = (TopicPartition, T)>) -> BTreeMap<String, Vec<(i32, T)>> {
+fn by_topic<T>(
+    items: impl IntoIterator<Item = (TopicPartition, T)>,
+) -> BTreeMap<String, Vec<(i32, T)>> {
     let mut out: BTreeMap<String, Vec<(i32, T)>> = BTreeMap::new();
     for (tp, v) in items {
         out.entry(tp.topic).or_default().push((tp.partition, v));
@@ -41,22 +47,27 @@ pub(crate) async fn commit(
 ) -> Result<()> {
     loop {
         let (member_id, generation, instance) = group.identity();
-        let topics: Vec<OffsetCommitRequestTopic> = by_topic(offsets.iter().map(|(tp, o)| (tp.clone(), *o)))
-            .into_iter()
-            .map(|(t, ps)| {
-                OffsetCommitRequestTopic::default().with_name(name(&t)).with_partitions(
-                    ps.into_iter()
-                        .map(|(p, o)| {
-                            OffsetCommitRequestPartition::default()
-                                .with_partition_index(p)
-                                .with_committed_offset(o)
-                                .with_committed_leader_epoch(-1)
-                                .with_committed_metadata(Some(StrBytes::from_static_str("")))
-                        })
-                        .collect(),
-                )
-            })
-            .collect();
+        let topics: Vec<OffsetCommitRequestTopic> =
+            by_topic(offsets.iter().map(|(tp, o)| (tp.clone(), *o)))
+                .into_iter()
+                .map(|(t, ps)| {
+                    OffsetCommitRequestTopic::default()
+                        .with_name(name(&t))
+                        .with_partitions(
+                            ps.into_iter()
+                                .map(|(p, o)| {
+                                    OffsetCommitRequestPartition::default()
+                                        .with_partition_index(p)
+                                        .with_committed_offset(o)
+                                        .with_committed_leader_epoch(-1)
+                                        .with_committed_metadata(Some(StrBytes::from_static_str(
+                                            "",
+                                        )))
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
         let req = OffsetCommitRequest::default()
             .with_group_id(GroupId(StrBytes::from_string(group.id.clone())))
             .with_generation_id_or_member_epoch(generation)
@@ -76,7 +87,13 @@ pub(crate) async fn commit(
                 for t in &resp.topics {
                     for p in &t.partitions {
                         if p.error_code != 0 && first_error.is_none() {
-                            first_error = Some((p.error_code, format!("commit of {}-{} for group {}", t.name.0, p.partition_index, group.id)));
+                            first_error = Some((
+                                p.error_code,
+                                format!(
+                                    "commit of {}-{} for group {}",
+                                    t.name.0, p.partition_index, group.id
+                                ),
+                            ));
                         }
                     }
                 }
@@ -126,14 +143,15 @@ pub(crate) async fn fetch_committed(
     deadline: Instant,
 ) -> Result<BTreeMap<TopicPartition, i64>> {
     let shared = group.shared();
-    let topics: Vec<OffsetFetchRequestTopic> = by_topic(partitions.iter().map(|tp| (tp.clone(), ())))
-        .into_iter()
-        .map(|(t, ps)| {
-            OffsetFetchRequestTopic::default()
-                .with_name(name(&t))
-                .with_partition_indexes(ps.into_iter().map(|(p, _)| p).collect())
-        })
-        .collect();
+    let topics: Vec<OffsetFetchRequestTopic> =
+        by_topic(partitions.iter().map(|tp| (tp.clone(), ())))
+            .into_iter()
+            .map(|(t, ps)| {
+                OffsetFetchRequestTopic::default()
+                    .with_name(name(&t))
+                    .with_partition_indexes(ps.into_iter().map(|(p, _)| p).collect())
+            })
+            .collect();
     let req = OffsetFetchRequest::default()
         .with_group_id(GroupId(StrBytes::from_string(shared.id.clone())))
         .with_topics(Some(topics))
@@ -158,7 +176,12 @@ pub(crate) async fn fetch_committed(
                             }
                             // UNSTABLE_OFFSET_COMMIT: a transaction is pending; ask again.
                             88 => unstable = Some(Error::kafka(88, format!("{tp}"))),
-                            code => return Err(Error::kafka(code, format!("committed offset of {tp} in group {}", shared.id))),
+                            code => {
+                                return Err(Error::kafka(
+                                    code,
+                                    format!("committed offset of {tp} in group {}", shared.id),
+                                ))
+                            }
                         }
                     }
                 }
@@ -198,11 +221,13 @@ pub(crate) async fn list_offsets(
     timestamp: i64,
     isolation_level: i8,
 ) -> Result<BTreeMap<TopicPartition, i64>> {
-    Ok(list_offsets_with_time(cluster, partitions, timestamp, isolation_level)
-        .await?
-        .into_iter()
-        .map(|(tp, (o, _))| (tp, o))
-        .collect())
+    Ok(
+        list_offsets_with_time(cluster, partitions, timestamp, isolation_level)
+            .await?
+            .into_iter()
+            .map(|(tp, (o, _))| (tp, o))
+            .collect(),
+    )
 }
 
 /// Like [`list_offsets`], with the timestamp of each found record.
@@ -219,11 +244,12 @@ pub(crate) async fn list_offsets_with_time(
         let mut topics: Vec<String> = todo.iter().map(|tp| tp.topic.clone()).collect();
         topics.sort();
         topics.dedup();
-        let view = if cluster.view().topics.keys().any(|t| topics.contains(t)) && !cluster.is_stale() {
-            cluster.view()
-        } else {
-            cluster.refresh(Some(&topics), false).await?
-        };
+        let view =
+            if cluster.view().topics.keys().any(|t| topics.contains(t)) && !cluster.is_stale() {
+                cluster.view()
+            } else {
+                cluster.refresh(Some(&topics), false).await?
+            };
         let mut by_leader: HashMap<i32, Vec<TopicPartition>> = HashMap::new();
         let mut last_error: Option<Error> = None;
         for tp in &todo {
@@ -240,16 +266,18 @@ pub(crate) async fn list_offsets_with_time(
                     by_topic(tps.iter().map(|tp| (tp.clone(), ())))
                         .into_iter()
                         .map(|(t, ps)| {
-                            ListOffsetsTopic::default().with_name(name(&t)).with_partitions(
-                                ps.into_iter()
-                                    .map(|(p, _)| {
-                                        ListOffsetsPartition::default()
-                                            .with_partition_index(p)
-                                            .with_current_leader_epoch(-1)
-                                            .with_timestamp(timestamp)
-                                    })
-                                    .collect(),
-                            )
+                            ListOffsetsTopic::default()
+                                .with_name(name(&t))
+                                .with_partitions(
+                                    ps.into_iter()
+                                        .map(|(p, _)| {
+                                            ListOffsetsPartition::default()
+                                                .with_partition_index(p)
+                                                .with_current_leader_epoch(-1)
+                                                .with_timestamp(timestamp)
+                                        })
+                                        .collect(),
+                                )
                         })
                         .collect(),
                 );
@@ -282,7 +310,8 @@ pub(crate) async fn list_offsets_with_time(
         if todo.is_empty() {
             return Ok(out);
         }
-        let e = last_error.unwrap_or_else(|| Error::protocol("ListOffsets left partitions unanswered"));
+        let e =
+            last_error.unwrap_or_else(|| Error::protocol("ListOffsets left partitions unanswered"));
         if Instant::now() + cluster.backoff() >= deadline {
             return Err(e);
         }

@@ -79,7 +79,12 @@ fn inflate<D: Decompressor<Bytes, Buf = Bytes>>(data: &mut Bytes) -> Result<Byte
 }
 
 /// Decodes the record data of one partition, keeping records at or after `from_offset`.
-pub fn decode(topic: &Arc<str>, partition: i32, mut data: Bytes, from_offset: i64) -> Result<Decoded> {
+pub fn decode(
+    topic: &Arc<str>,
+    partition: i32,
+    mut data: Bytes,
+    from_offset: i64,
+) -> Result<Decoded> {
     let mut out = Decoded::default();
     while data.remaining() >= 12 {
         let base_offset = i64::from_be_bytes(data[..8].try_into().unwrap_or_default());
@@ -132,7 +137,8 @@ pub fn decode(topic: &Arc<str>, partition: i32, mut data: Bytes, from_offset: i6
         out.records.reserve(count.clamp(0, 100_000) as usize);
         for _ in 0..count.max(0) {
             let len = varint(&mut records)?;
-            let mut r = take(&mut records, len)?.ok_or_else(|| Error::protocol("negative record length"))?;
+            let mut r = take(&mut records, len)?
+                .ok_or_else(|| Error::protocol("negative record length"))?;
             if !r.has_remaining() {
                 return Err(Error::protocol("empty record"));
             }
@@ -163,8 +169,16 @@ pub fn decode(topic: &Arc<str>, partition: i32, mut data: Bytes, from_offset: i6
                 topic: topic.clone(),
                 partition,
                 offset,
-                timestamp: if log_append { max_timestamp } else { base_timestamp.saturating_add(ts_delta) },
-                timestamp_type: if log_append { TimestampType::LogAppendTime } else { TimestampType::CreateTime },
+                timestamp: if log_append {
+                    max_timestamp
+                } else {
+                    base_timestamp.saturating_add(ts_delta)
+                },
+                timestamp_type: if log_append {
+                    TimestampType::LogAppendTime
+                } else {
+                    TimestampType::CreateTime
+                },
                 key,
                 value,
                 headers,
@@ -184,8 +198,16 @@ mod tests {
     fn batch_at(base: i64, n: i32, c: Compression) -> Bytes {
         let mut b = BatchBuilder::new(c, 256);
         for i in 0..n {
-            let h = [Header { key: "n".into(), value: Some(Bytes::from(i.to_string())) }];
-            b.append(100 + i as i64, Some(format!("k{i}").as_bytes()), Some(b"v"), &h);
+            let h = [Header {
+                key: "n".into(),
+                value: Some(Bytes::from(i.to_string())),
+            }];
+            b.append(
+                100 + i as i64,
+                Some(format!("k{i}").as_bytes()),
+                Some(b"v"),
+                &h,
+            );
         }
         let mut bytes = BytesMut::from(&b.build().unwrap()[..]);
         bytes[..8].copy_from_slice(&base.to_be_bytes());
@@ -196,7 +218,13 @@ mod tests {
     #[test]
     fn decodes_every_codec_and_skips_before_the_fetch_offset() {
         let topic: Arc<str> = Arc::from("t");
-        for c in [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+        for c in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
             let mut data = BytesMut::new();
             data.put_slice(&batch_at(10, 5, c));
             data.put_slice(&batch_at(15, 5, c));

@@ -85,8 +85,16 @@ impl Batch {
             cb(Ok(super::RecordMetadata {
                 topic: self.tp.0.clone(),
                 partition: self.tp.1,
-                offset: if ack.base_offset < 0 { -1 } else { ack.base_offset + i64::from(delta) },
-                timestamp: if ack.log_append_time >= 0 { ack.log_append_time } else { timestamp },
+                offset: if ack.base_offset < 0 {
+                    -1
+                } else {
+                    ack.base_offset + i64::from(delta)
+                },
+                timestamp: if ack.log_append_time >= 0 {
+                    ack.log_append_time
+                } else {
+                    timestamp
+                },
             }));
         }
         self.completion.send_replace(Some(Ok(ack)));
@@ -188,7 +196,10 @@ impl Accumulator {
         }
         let batch_bytes = self.cfg.batch_bytes;
         let Ok(index) = usize::try_from(partition) else {
-            return Err((Some(Error::InvalidRecord(format!("partition {partition}"))), callback));
+            return Err((
+                Some(Error::InvalidRecord(format!("partition {partition}"))),
+                callback,
+            ));
         };
         if !self.queues.contains_key(topic) {
             self.queues.insert(Arc::from(topic), Vec::new());
@@ -443,7 +454,9 @@ mod tests {
         let b = a.drain(&tp(0), t0).unwrap();
         a.finish(&b);
         assert_eq!(a.buffer_used(), 0);
-        assert!(a.append("t", 0, 1, None, Some(b"x"), &[], 100, t0, None).is_ok());
+        assert!(a
+            .append("t", 0, 1, None, Some(b"x"), &[], 100, t0, None)
+            .is_ok());
     }
 
     #[test]

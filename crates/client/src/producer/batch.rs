@@ -108,7 +108,11 @@ fn record_body_len(
 }
 
 /// An upper bound of what a record adds to a batch, before it is known where it goes.
-pub fn estimate_record_bytes(key: Option<&[u8]>, value: Option<&[u8]>, headers: &[Header]) -> usize {
+pub fn estimate_record_bytes(
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[Header],
+) -> usize {
     // Length, timestamp and offset deltas at their largest.
     5 + 10 + 5 + record_body_len(0, 0, key, value, headers)
 }
@@ -147,14 +151,30 @@ impl BatchBuilder {
     }
 
     /// What appending this record would add.
-    pub fn record_bytes(&self, timestamp: i64, key: Option<&[u8]>, value: Option<&[u8]>, headers: &[Header]) -> usize {
-        let ts_delta = if self.count == 0 { 0 } else { timestamp.wrapping_sub(self.base_timestamp) };
+    pub fn record_bytes(
+        &self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) -> usize {
+        let ts_delta = if self.count == 0 {
+            0
+        } else {
+            timestamp.wrapping_sub(self.base_timestamp)
+        };
         let body = record_body_len(ts_delta, self.count, key, value, headers);
         varint_len(body as i64) + body
     }
 
     /// Appends a record; returns its offset delta.
-    pub fn append(&mut self, timestamp: i64, key: Option<&[u8]>, value: Option<&[u8]>, headers: &[Header]) -> i32 {
+    pub fn append(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) -> i32 {
         if self.count == 0 {
             self.base_timestamp = timestamp;
         }
@@ -198,7 +218,11 @@ impl BatchBuilder {
             }
         };
         let batch_length = (out.len() - 12) as i32;
-        let max_timestamp = if self.count == 0 { self.base_timestamp } else { self.max_timestamp };
+        let max_timestamp = if self.count == 0 {
+            self.base_timestamp
+        } else {
+            self.max_timestamp
+        };
         let mut h = &mut out[..BATCH_HEADER_BYTES];
         h.put_i64(0); // base offset: the broker assigns it
         h.put_i32(batch_length);
@@ -219,7 +243,10 @@ impl BatchBuilder {
     }
 }
 
-fn compress_into<C: Compressor<BytesMut, BufMut = BytesMut>>(out: &mut BytesMut, records: &[u8]) -> Result<()> {
+fn compress_into<C: Compressor<BytesMut, BufMut = BytesMut>>(
+    out: &mut BytesMut,
+    records: &[u8],
+) -> Result<()> {
     C::compress(out, |b| {
         b.put_slice(records);
         Ok(())
@@ -234,15 +261,37 @@ mod tests {
 
     #[test]
     fn batches_decode_with_every_codec() {
-        for c in [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+        for c in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
             let mut b = BatchBuilder::new(c, 1024);
-            let headers = vec![Header { key: "h".into(), value: Some(Bytes::from_static(b"v")) }];
+            let headers = vec![Header {
+                key: "h".into(),
+                value: Some(Bytes::from_static(b"v")),
+            }];
             for i in 0..100i64 {
                 let key = format!("k{i}");
                 let value = format!("value-{i}-{}", "x".repeat(i as usize));
-                let estimate = b.record_bytes(1000 + i, Some(key.as_bytes()), Some(value.as_bytes()), &headers);
+                let estimate = b.record_bytes(
+                    1000 + i,
+                    Some(key.as_bytes()),
+                    Some(value.as_bytes()),
+                    &headers,
+                );
                 let before = b.size();
-                assert_eq!(b.append(1000 + i, Some(key.as_bytes()), Some(value.as_bytes()), &headers), i as i32);
+                assert_eq!(
+                    b.append(
+                        1000 + i,
+                        Some(key.as_bytes()),
+                        Some(value.as_bytes()),
+                        &headers
+                    ),
+                    i as i32
+                );
                 assert_eq!(b.size() - before, estimate);
             }
             b.append(2000, None, None, &[]);

@@ -69,15 +69,20 @@ impl ProducerConfig {
         }
         let compression_name = c.string("compression.type", "none");
         let compression = Compression::parse(&compression_name).ok_or_else(|| {
-            Error::Config(format!("compression.type={compression_name:?}: use none, gzip, snappy, lz4 or zstd"))
+            Error::Config(format!(
+                "compression.type={compression_name:?}: use none, gzip, snappy, lz4 or zstd"
+            ))
         })?;
         let partitioner_name = c
             .get("partitioner.class")
             .or_else(|| c.get("partitioner"))
             .unwrap_or("default")
             .to_string();
-        let partitioner = Strategy::parse(&partitioner_name)
-            .ok_or_else(|| Error::Config(format!("partitioner.class={partitioner_name:?} is not known")))?;
+        let partitioner = Strategy::parse(&partitioner_name).ok_or_else(|| {
+            Error::Config(format!(
+                "partitioner.class={partitioner_name:?} is not known"
+            ))
+        })?;
         let cfg = Self {
             client: ClientConfig::from_config(c, 30_000)?,
             acks,
@@ -85,9 +90,13 @@ impl ProducerConfig {
             batch_bytes: c.parse("batch.size", 16_384usize)?.max(1),
             buffer_bytes: c.parse("buffer.memory", 33_554_432usize)?,
             compression,
-            retries: c.parse::<i64>("retries", i32::MAX as i64)?.clamp(0, u32::MAX as i64) as u32,
+            retries: c
+                .parse::<i64>("retries", i32::MAX as i64)?
+                .clamp(0, u32::MAX as i64) as u32,
             delivery_timeout: c.ms("delivery.timeout.ms", 120_000)?,
-            max_in_flight: c.parse("max.in.flight.requests.per.connection", 5usize)?.max(1),
+            max_in_flight: c
+                .parse("max.in.flight.requests.per.connection", 5usize)?
+                .max(1),
             max_block: c.ms("max.block.ms", 60_000)?,
             request_bytes_max: c.parse("max.request.size", 1_048_576usize)?,
             partitioner,
@@ -166,7 +175,11 @@ impl DeliveryFuture {
 
     pub async fn wait(mut self) -> Result<RecordMetadata> {
         let ack = {
-            let r = self.rx.wait_for(Option::is_some).await.map_err(|_| Error::Closed)?;
+            let r = self
+                .rx
+                .wait_for(Option::is_some)
+                .await
+                .map_err(|_| Error::Closed)?;
             match r.as_ref() {
                 Some(Ok(ack)) => *ack,
                 Some(Err(e)) => return Err(e.clone()),
@@ -176,8 +189,16 @@ impl DeliveryFuture {
         Ok(RecordMetadata {
             topic: self.topic,
             partition: self.partition,
-            offset: if ack.base_offset < 0 { -1 } else { ack.base_offset + self.offset_delta as i64 },
-            timestamp: if ack.log_append_time >= 0 { ack.log_append_time } else { self.timestamp },
+            offset: if ack.base_offset < 0 {
+                -1
+            } else {
+                ack.base_offset + self.offset_delta as i64
+            },
+            timestamp: if ack.log_append_time >= 0 {
+                ack.log_append_time
+            } else {
+                self.timestamp
+            },
         })
     }
 }
@@ -220,7 +241,10 @@ impl Producer {
     pub fn new(config: Config) -> Result<Self> {
         let cfg = ProducerConfig::from_config(&config)?;
         let cluster = Cluster::new(cfg.client.clone());
-        let seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
         let shared = Arc::new(Shared {
             acc: Mutex::new(Accumulator::new(AccumulatorConfig {
                 batch_bytes: cfg.batch_bytes,
@@ -268,14 +292,20 @@ impl Producer {
     where
         F: FnOnce(Result<RecordMetadata>) + Send + 'static,
     {
-        self.enqueue(record, Some(Box::new(callback))).await.map(|_| ()).map_err(|(e, _)| e)
+        self.enqueue(record, Some(Box::new(callback)))
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| e)
     }
 
     async fn enqueue(
         &self,
         record: ProducerRecord,
         mut callback: Option<accumulator::Callback>,
-    ) -> std::result::Result<(accumulator::Appended, i32, i64), (Error, Option<accumulator::Callback>)> {
+    ) -> std::result::Result<
+        (accumulator::Appended, i32, i64),
+        (Error, Option<accumulator::Callback>),
+    > {
         let s = &self.shared;
         let now = Instant::now();
         let deadline = now + s.cfg.max_block;
@@ -287,13 +317,20 @@ impl Producer {
                     Ok(Ok(t)) => t.partitions.len(),
                     Ok(Err(e)) => return Err((e, callback)),
                     Err(_) => {
-                        let e = Error::BufferExhausted(format!("no metadata for topic {} within max.block.ms", record.topic));
+                        let e = Error::BufferExhausted(format!(
+                            "no metadata for topic {} within max.block.ms",
+                            record.topic
+                        ));
                         return Err((e, callback));
                     }
                 }
             }
         };
-        let estimate = batch::estimate_record_bytes(record.key.as_deref(), record.value.as_deref(), &record.headers);
+        let estimate = batch::estimate_record_bytes(
+            record.key.as_deref(),
+            record.value.as_deref(),
+            &record.headers,
+        );
         if estimate + batch::BATCH_HEADER_BYTES > s.cfg.request_bytes_max {
             let e = Error::InvalidRecord(format!(
                 "RECORD_TOO_LARGE: {estimate} bytes is more than max.request.size ({})",
@@ -343,7 +380,10 @@ impl Producer {
                 Err((Some(e), cb)) => return Err((e, cb)),
                 Err((None, cb)) => {
                     callback = cb;
-                    if tokio::time::timeout_at(deadline.into(), space).await.is_err() {
+                    if tokio::time::timeout_at(deadline.into(), space)
+                        .await
+                        .is_err()
+                    {
                         let e = Error::BufferExhausted(format!(
                             "buffer.memory ({} bytes) stayed full for max.block.ms",
                             s.cfg.buffer_bytes
@@ -363,7 +403,11 @@ impl Producer {
         s.lock().begin_flush();
         s.unfinished.send_replace(s.lock().unfinished());
         s.wake.notify_one();
-        let r = rx.wait_for(|n| *n == 0).await.map(|_| ()).map_err(|_| Error::Closed);
+        let r = rx
+            .wait_for(|n| *n == 0)
+            .await
+            .map(|_| ())
+            .map_err(|_| Error::Closed);
         s.lock().end_flush();
         r
     }
@@ -383,7 +427,13 @@ impl Producer {
     /// Partition count of `topic` (fetching metadata if needed).
     pub async fn partitions_for(&self, topic: &str) -> Result<usize> {
         let deadline = Instant::now() + self.shared.cfg.max_block;
-        Ok(self.shared.cluster.wait_topic(topic, true, deadline).await?.partitions.len())
+        Ok(self
+            .shared
+            .cluster
+            .wait_topic(topic, true, deadline)
+            .await?
+            .partitions
+            .len())
     }
 }
 
@@ -396,5 +446,8 @@ impl Drop for Producer {
 }
 
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

@@ -63,7 +63,13 @@ impl Strategy {
     /// Reads `partitioner.class`: Kafka's class names or short names.
     pub fn parse(name: &str) -> Option<Self> {
         let n = name.to_ascii_lowercase();
-        if n.is_empty() || n == "default" || n == "murmur2" || n == "murmur2_random" || n.ends_with("defaultpartitioner") || n == "sticky" {
+        if n.is_empty()
+            || n == "default"
+            || n == "murmur2"
+            || n == "murmur2_random"
+            || n.ends_with("defaultpartitioner")
+            || n == "sticky"
+        {
             Some(Strategy::Default)
         } else if n.contains("roundrobin") || n == "round_robin" || n == "round-robin" {
             Some(Strategy::RoundRobin)
@@ -103,7 +109,13 @@ impl Partitioner {
     }
 
     /// The partition for a record of `bytes` with `key` on a topic of `partitions`.
-    pub fn partition(&mut self, topic: &str, key: Option<&[u8]>, bytes: usize, partitions: usize) -> i32 {
+    pub fn partition(
+        &mut self,
+        topic: &str,
+        key: Option<&[u8]>,
+        bytes: usize,
+        partitions: usize,
+    ) -> i32 {
         let n = partitions.max(1);
         match (self.strategy, key) {
             (Strategy::Default, Some(k)) => partition_for_key(k, n),
@@ -144,7 +156,10 @@ mod tests {
             (b"foobar", -790332482),
             (b"a-little-bit-long-string", -985981536),
             (b"a-little-bit-longer-string", -1486304829),
-            (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
+            (
+                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58897971,
+            ),
             (b"abc", 479470107),
         ];
         for (input, want) in cases {
@@ -155,11 +170,17 @@ mod tests {
     #[test]
     fn keyed_records_are_placed_as_java_places_them() {
         // toPositive(murmur2) % n, computed from the vectors above.
-        assert_eq!(partition_for_key(b"21", 6), ((-973932308i32 & 0x7fffffff) % 6));
+        assert_eq!(
+            partition_for_key(b"21", 6),
+            ((-973932308i32 & 0x7fffffff) % 6)
+        );
         assert_eq!(partition_for_key(b"abc", 3), 479470107 % 3);
         let mut p = Partitioner::new(Strategy::Default, 100, 7);
         for _ in 0..10 {
-            assert_eq!(p.partition("t", Some(b"foobar"), 10, 12), partition_for_key(b"foobar", 12));
+            assert_eq!(
+                p.partition("t", Some(b"foobar"), 10, 12),
+                partition_for_key(b"foobar", 12)
+            );
         }
     }
 
@@ -178,6 +199,9 @@ mod tests {
         let mut p = Partitioner::new(Strategy::RoundRobin, 100, 1);
         let got: Vec<i32> = (0..7).map(|_| p.partition("t", Some(b"k"), 1, 3)).collect();
         assert_eq!(got, vec![0, 1, 2, 0, 1, 2, 0]);
-        assert_eq!(Strategy::parse("org.apache.kafka.clients.producer.RoundRobinPartitioner"), Some(Strategy::RoundRobin));
+        assert_eq!(
+            Strategy::parse("org.apache.kafka.clients.producer.RoundRobinPartitioner"),
+            Some(Strategy::RoundRobin)
+        );
     }
 }

@@ -23,7 +23,12 @@ pub(crate) async fn run(s: Arc<Shared>) {
             let mut acc = s.lock();
             let expired = acc.expire(now);
             let (ready, next) = acc.ready(now);
-            (ready, next, expired, acc.is_closed() && acc.unfinished() == 0)
+            (
+                ready,
+                next,
+                expired,
+                acc.is_closed() && acc.unfinished() == 0,
+            )
         };
         if !expired.is_empty() {
             for b in &mut expired {
@@ -73,7 +78,9 @@ pub(crate) async fn run(s: Arc<Shared>) {
             let mut batches = Vec::new();
             let mut bytes = 0usize;
             for tp in &tps {
-                let Some(mut b) = s.lock().drain(tp, now) else { continue };
+                let Some(mut b) = s.lock().drain(tp, now) else {
+                    continue;
+                };
                 match b.seal() {
                     Ok(data) => bytes += data.len(),
                     Err(e) => {
@@ -143,7 +150,8 @@ fn retry_or_fail(s: &Shared, batch: Batch, e: Error) -> bool {
     let within = batch.created.elapsed() < s.lock().delivery_timeout();
     if e.is_retriable() && batch.attempts < s.cfg.retries && within {
         tracing::debug!(topic = %batch.tp.0, partition = batch.tp.1, error = %e, attempt = batch.attempts + 1, "retrying batch");
-        s.lock().requeue(batch, Instant::now(), s.cfg.client.retry_backoff);
+        s.lock()
+            .requeue(batch, Instant::now(), s.cfg.client.retry_backoff);
         true
     } else {
         let mut batch = batch;
@@ -175,10 +183,16 @@ async fn produce(s: &Arc<Shared>, leader: i32, batches: Vec<Batch>) {
             None => by_topic.push((&*b.tp.0, vec![(b.tp.1, records)])),
         }
     }
-    let timeout_ms = s.cfg.client.request_timeout.as_millis().min(i32::MAX as u128) as i32;
+    let timeout_ms = s
+        .cfg
+        .client
+        .request_timeout
+        .as_millis()
+        .min(i32::MAX as u128) as i32;
     let sent = conn.version_for::<ProduceRequest>().and_then(|v| {
         let body = super::wire::produce_body(v, s.cfg.acks, timeout_ms, &by_topic);
-        conn.submit_chunks(ApiKey::Produce, v, body, s.cfg.acks != 0).map(|p| (v, p))
+        conn.submit_chunks(ApiKey::Produce, v, body, s.cfg.acks != 0)
+            .map(|p| (v, p))
     });
     drop(by_topic);
     let (version, pending) = match sent {
@@ -193,11 +207,21 @@ async fn produce(s: &Arc<Shared>, leader: i32, batches: Vec<Batch>) {
     let Some(pending) = pending else {
         // acks=0: written is all we learn.
         for mut b in batches {
-            finish(s, &mut b, Ok(BatchAck { base_offset: -1, log_append_time: -1 }));
+            finish(
+                s,
+                &mut b,
+                Ok(BatchAck {
+                    base_offset: -1,
+                    log_append_time: -1,
+                }),
+            );
         }
         return;
     };
-    let resp: ProduceResponse = match conn.reply(ApiKey::Produce, version, pending, conn.request_timeout()).await {
+    let resp: ProduceResponse = match conn
+        .reply(ApiKey::Produce, version, pending, conn.request_timeout())
+        .await
+    {
         Ok(r) => r,
         Err(e) => {
             let topics: Vec<String> = batches.iter().map(|b| b.tp.0.to_string()).collect();
@@ -213,16 +237,26 @@ async fn produce(s: &Arc<Shared>, leader: i32, batches: Vec<Batch>) {
         let answer = resp
             .responses
             .iter()
-            .filter(|t| &*t.name.0 == &*b.tp.0)
+            .filter(|t| *t.name.0 == *b.tp.0)
             .flat_map(|t| t.partition_responses.iter())
             .find(|p| p.index == b.tp.1);
         let Some(p) = answer else {
-            let e = Error::protocol(format!("no answer for {}-{} in the produce response", b.tp.0, b.tp.1));
+            let e = Error::protocol(format!(
+                "no answer for {}-{} in the produce response",
+                b.tp.0, b.tp.1
+            ));
             finish(s, &mut b, Err(e));
             continue;
         };
         if p.error_code == 0 {
-            finish(s, &mut b, Ok(BatchAck { base_offset: p.base_offset, log_append_time: p.log_append_time_ms }));
+            finish(
+                s,
+                &mut b,
+                Ok(BatchAck {
+                    base_offset: p.base_offset,
+                    log_append_time: p.log_append_time_ms,
+                }),
+            );
             continue;
         }
         let mut context = format!("topic {} partition {}", b.tp.0, b.tp.1);

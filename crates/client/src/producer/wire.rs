@@ -30,7 +30,12 @@ fn array_len(buf: &mut BytesMut, n: usize, flexible: bool) {
 }
 
 /// Body chunks of a Produce request (v3–v12) carrying `topics` → `(partition, batch)`.
-pub fn produce_body(version: i16, acks: i16, timeout_ms: i32, topics: &[(&str, Vec<(i32, Bytes)>)]) -> Vec<Bytes> {
+pub fn produce_body(
+    version: i16,
+    acks: i16,
+    timeout_ms: i32,
+    topics: &[(&str, Vec<(i32, Bytes)>)],
+) -> Vec<Bytes> {
     let flexible = version >= 9;
     let mut chunks = Vec::new();
     let mut buf = BytesMut::with_capacity(64);
@@ -81,20 +86,32 @@ mod tests {
     fn matches_the_generated_encoder_at_every_version() {
         let a = Bytes::from_static(b"batch-one-bytes");
         let b = Bytes::from(vec![7u8; 300]);
-        let topics = vec![("orders", vec![(0, a.clone()), (3, b.clone())]), ("t2", vec![(1, a.clone())])];
+        let topics = vec![
+            ("orders", vec![(0, a.clone()), (3, b.clone())]),
+            ("t2", vec![(1, a.clone())]),
+        ];
         for v in 3..=12 {
-            let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(30_000).with_topic_data(
-                topics
-                    .iter()
-                    .map(|(t, ps)| {
-                        TopicProduceData::default()
-                            .with_name(TopicName(StrBytes::from_string(t.to_string())))
-                            .with_partition_data(
-                                ps.iter().map(|(p, r)| PartitionProduceData::default().with_index(*p).with_records(Some(r.clone()))).collect(),
-                            )
-                    })
-                    .collect(),
-            );
+            let req = ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(30_000)
+                .with_topic_data(
+                    topics
+                        .iter()
+                        .map(|(t, ps)| {
+                            TopicProduceData::default()
+                                .with_name(TopicName(StrBytes::from_string(t.to_string())))
+                                .with_partition_data(
+                                    ps.iter()
+                                        .map(|(p, r)| {
+                                            PartitionProduceData::default()
+                                                .with_index(*p)
+                                                .with_records(Some(r.clone()))
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                );
             let mut want = BytesMut::new();
             req.encode(&mut want, v).unwrap();
             let got: Vec<u8> = produce_body(v, -1, 30_000, &topics).concat();
