@@ -335,6 +335,7 @@ async fn group_churn(extra: &[(&str, &str)], group: &str) {
     let mut raw = b.client().await.unwrap();
     create_topic(&mut raw, group, 6, &[]).await.unwrap();
     let m1 = member(&b, group, group, extra);
+    wait_for_split(&[&m1], &[6], Duration::from_secs(30)).await;
     let m2 = member(&b, group, group, extra);
     let m3 = member(&b, group, group, extra);
     wait_for_split(&[&m1, &m2, &m3], &[2, 2, 2], Duration::from_secs(30)).await;
@@ -377,9 +378,18 @@ async fn group_churn(extra: &[(&str, &str)], group: &str) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let s1 = m1.seen.lock().unwrap();
-    assert!(!s1.assigned.is_empty());
+    {
+        let s1 = m1.seen.lock().unwrap();
+        assert!(!s1.assigned.is_empty());
+        // m1 was alone at first: it gave partitions up when the others joined, and its listener
+        // committed its positions for them before they moved.
+        assert!(!s1.revoked.is_empty(), "m1 never saw a revocation");
+    }
     m1.stop.send(Stop::Close).unwrap();
+    m1.task.await.unwrap();
+    let admin = strand_client::Admin::new(config(&b, &[])).unwrap();
+    let committed = admin.list_group_offsets(group).await.unwrap();
+    assert_eq!(committed.len(), 6, "offsets committed on revocation and close: {committed:?}");
 }
 
 #[tokio::test]
@@ -389,6 +399,11 @@ async fn classic_group_rebalances_on_join_leave_and_crash() {
         "classic-range",
     )
     .await;
+}
+
+#[tokio::test]
+async fn round_robin_group_rebalances_on_join_leave_and_crash() {
+    group_churn(&[("partition.assignment.strategy", "roundrobin")], "classic-rr").await;
 }
 
 #[tokio::test]
