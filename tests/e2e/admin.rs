@@ -328,3 +328,46 @@ async fn create_partitions_grows_a_topic() -> anyhow::Result<()> {
     assert_eq!(r.error_code, 0);
     Ok(())
 }
+
+#[tokio::test]
+async fn unset_broker_configs_are_described_as_null() -> anyhow::Result<()> {
+    let describe = DescribeConfigsRequest::default()
+        .with_include_synonyms(true)
+        .with_resources(vec![
+            describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(s("1")),
+        ]);
+    let find = |r: &DescribeConfigsResponse, k: &str| {
+        r.results[0]
+            .configs
+            .iter()
+            .find(|c| c.name.as_str() == k)
+            .cloned()
+            .unwrap_or_else(|| panic!("{k} not described"))
+    };
+    let broker = TestBroker::start(&[]).await?;
+    let mut c = broker.client().await?;
+    let r: DescribeConfigsResponse = c.send(ApiKey::DescribeConfigs, 4, &describe).await?;
+    assert_eq!(r.results[0].error_code, 0);
+    let adv = find(&r, "advertised.listeners");
+    assert_eq!(
+        (adv.value.as_deref(), adv.config_source),
+        (None, 5),
+        "null, as Kafka"
+    );
+    assert!(adv.synonyms.iter().all(|s| s.value.is_none()), "{adv:?}");
+    assert_eq!(find(&r, "num.partitions").value.as_deref(), Some("1"));
+    drop(c);
+
+    // Once set, it has its value.
+    let broker = TestBroker::start(&[("advertised.listeners", "PLAINTEXT://localhost:9")]).await?;
+    let mut c = broker.client().await?;
+    let r: DescribeConfigsResponse = c.send(ApiKey::DescribeConfigs, 4, &describe).await?;
+    let adv = find(&r, "advertised.listeners");
+    assert_eq!(
+        (adv.value.as_deref(), adv.config_source),
+        (Some("PLAINTEXT://localhost:9"), 4)
+    );
+    Ok(())
+}

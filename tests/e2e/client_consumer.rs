@@ -389,7 +389,11 @@ async fn group_churn(extra: &[(&str, &str)], group: &str) {
     m1.task.await.unwrap();
     let admin = strand_client::Admin::new(config(&b, &[])).unwrap();
     let committed = admin.list_group_offsets(group).await.unwrap();
-    assert_eq!(committed.len(), 6, "offsets committed on revocation and close: {committed:?}");
+    assert_eq!(
+        committed.len(),
+        6,
+        "offsets committed on revocation and close: {committed:?}"
+    );
 }
 
 #[tokio::test]
@@ -403,7 +407,11 @@ async fn classic_group_rebalances_on_join_leave_and_crash() {
 
 #[tokio::test]
 async fn round_robin_group_rebalances_on_join_leave_and_crash() {
-    group_churn(&[("partition.assignment.strategy", "roundrobin")], "classic-rr").await;
+    group_churn(
+        &[("partition.assignment.strategy", "roundrobin")],
+        "classic-rr",
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -632,3 +632,47 @@ async fn retries_zero_fails_at_the_first_retriable_error() {
         "retried until delivery.timeout.ms: {e}"
     );
 }
+
+#[tokio::test]
+async fn new_partitions_are_seen_after_metadata_max_age() {
+    let b = TestBroker::start(&[]).await.unwrap();
+    let mut c = b.client().await.unwrap();
+    create_topic(&mut c, "growing", 1, &[]).await.unwrap();
+    let p = producer(
+        &b,
+        &[
+            ("metadata.max.age.ms", "300"),
+            ("partitioner.class", "RoundRobinPartitioner"),
+            ("linger.ms", "0"),
+        ],
+    );
+    assert_eq!(
+        p.send(ProducerRecord::new("growing").value("a"))
+            .await
+            .unwrap()
+            .await
+            .unwrap()
+            .partition,
+        0
+    );
+    let admin =
+        strand_client::Admin::new(Config::new().set("bootstrap.servers", b.bootstrap())).unwrap();
+    admin.create_partitions("growing", 3).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only partitions {seen:?} used"
+        );
+        seen.insert(
+            p.send(ProducerRecord::new("growing").value("b"))
+                .await
+                .unwrap()
+                .await
+                .unwrap()
+                .partition,
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

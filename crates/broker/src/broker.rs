@@ -44,6 +44,10 @@ pub struct Broker {
     pub flusher: Flusher,
     pub groups: crate::groups::Groups,
     appended: watch::Sender<u64>,
+    /// Held while the checkpoint files are written: writers (DeleteRecords, retention, the
+    /// shutdown) run on blocking threads and share each file's `.tmp`, so they take turns.
+    /// True once the shutdown has written the last checkpoints; nobody writes after it.
+    checkpoints_closed: std::sync::Mutex<bool>,
 }
 
 impl Broker {
@@ -77,6 +81,7 @@ impl Broker {
             partitions: RwLock::new(HashMap::new()),
             flusher: Flusher::start(),
             appended,
+            checkpoints_closed: std::sync::Mutex::new(false),
         });
         broker.load_partitions()?;
         crate::groups::load(&broker);
@@ -349,7 +354,12 @@ impl Broker {
                 first_error.get_or_insert(e);
             }
         }
-        self.logs.write_checkpoints(&checkpoint_entries(&parts))?;
+        {
+            let mut closed = self.lock_checkpoints();
+            // The partitions are gone from the broker now: a later checkpoint would list none.
+            *closed = true;
+            self.logs.write_checkpoints(&checkpoint_entries(&parts))?;
+        }
         if let Some(e) = first_error {
             return Err(e);
         }
@@ -374,10 +384,22 @@ fn checkpoint_entries(parts: &[Arc<Partition>]) -> Vec<strand_storage::Checkpoin
 }
 
 impl Broker {
-    /// Writes the recovery-point and log-start checkpoints of every partition.
+    /// Writes the recovery-point and log-start checkpoints of every partition (nothing once
+    /// the broker has shut down). Blocking file IO and an fsync: call it off the runtime.
     pub fn checkpoint(&self) -> Result<(), strand_storage::LogError> {
+        let closed = self.lock_checkpoints();
+        if *closed {
+            return Ok(());
+        }
+        // Read the offsets under the lock, so the last file written has the newest ones.
         self.logs
             .write_checkpoints(&checkpoint_entries(&self.partitions()))
+    }
+
+    pub(crate) fn lock_checkpoints(&self) -> std::sync::MutexGuard<'_, bool> {
+        self.checkpoints_closed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// One retention pass over every partition: old segments by `retention.ms` /

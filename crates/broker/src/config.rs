@@ -28,39 +28,40 @@ pub enum ConfigError {
     },
 }
 
-/// Keys the broker reads itself, with their defaults. Topic-config defaults (`log.*`,
-/// `message.max.bytes`, ...) are known from the topic config table.
-pub const BROKER_KEYS: &[(&str, &str)] = &[
-    ("node.id", "1"),
-    ("listeners", "PLAINTEXT://127.0.0.1:9092"),
-    ("advertised.listeners", ""),
-    ("log.dirs", "./strand-data"),
-    ("num.partitions", "1"),
-    ("default.replication.factor", "1"),
-    ("auto.create.topics.enable", "true"),
-    ("socket.request.max.bytes", "104857600"),
-    ("max.connections", "10000"),
-    ("queued.max.requests", "500"),
-    ("fetch.max.bytes", "57671680"),
-    ("metadata.log.max.snapshot.records", "10000"),
-    ("offsets.topic.num.partitions", "50"),
-    ("offsets.topic.replication.factor", "3"),
-    ("offsets.topic.segment.bytes", "104857600"),
-    ("offsets.retention.minutes", "10080"),
-    ("offset.metadata.max.bytes", "4096"),
-    ("group.min.session.timeout.ms", "6000"),
-    ("group.max.session.timeout.ms", "1800000"),
-    ("group.max.size", "2147483647"),
-    ("group.initial.rebalance.delay.ms", "3000"),
-    ("log.retention.check.interval.ms", "300000"),
-    ("log.cleaner.enable", "true"),
-    ("log.cleaner.backoff.ms", "15000"),
+/// Keys the broker reads itself, with their defaults (`None`: no default, Kafka's null, so
+/// unset unless configured). Topic-config defaults (`log.*`, `message.max.bytes`, ...) are
+/// known from the topic config table.
+pub const BROKER_KEYS: &[(&str, Option<&str>)] = &[
+    ("node.id", Some("1")),
+    ("listeners", Some("PLAINTEXT://127.0.0.1:9092")),
+    ("advertised.listeners", None),
+    ("log.dirs", Some("./strand-data")),
+    ("num.partitions", Some("1")),
+    ("default.replication.factor", Some("1")),
+    ("auto.create.topics.enable", Some("true")),
+    ("socket.request.max.bytes", Some("104857600")),
+    ("max.connections", Some("10000")),
+    ("queued.max.requests", Some("500")),
+    ("fetch.max.bytes", Some("57671680")),
+    ("metadata.log.max.snapshot.records", Some("10000")),
+    ("offsets.topic.num.partitions", Some("50")),
+    ("offsets.topic.replication.factor", Some("3")),
+    ("offsets.topic.segment.bytes", Some("104857600")),
+    ("offsets.retention.minutes", Some("10080")),
+    ("offset.metadata.max.bytes", Some("4096")),
+    ("group.min.session.timeout.ms", Some("6000")),
+    ("group.max.session.timeout.ms", Some("1800000")),
+    ("group.max.size", Some("2147483647")),
+    ("group.initial.rebalance.delay.ms", Some("3000")),
+    ("log.retention.check.interval.ms", Some("300000")),
+    ("log.cleaner.enable", Some("true")),
+    ("log.cleaner.backoff.ms", Some("15000")),
     (
         "log.cleaner.io.max.bytes.per.second",
-        "1.7976931348623157E308",
+        Some("1.7976931348623157E308"),
     ),
-    ("group.consumer.session.timeout.ms", "45000"),
-    ("group.consumer.heartbeat.interval.ms", "5000"),
+    ("group.consumer.session.timeout.ms", Some("45000")),
+    ("group.consumer.heartbeat.interval.ms", Some("5000")),
 ];
 
 /// Synonyms Kafka accepts for a setting in another unit; folded into the `.ms` key.
@@ -139,8 +140,9 @@ impl BrokerConfig {
                 BROKER_KEYS
                     .iter()
                     .find(|(name, _)| *name == k)
-                    .map(|(_, d)| d.to_string())
+                    .and_then(|(_, d)| *d)
                     .unwrap_or_default()
+                    .to_string()
             })
         };
         let listeners = get("listeners");

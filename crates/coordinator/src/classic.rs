@@ -131,6 +131,22 @@ impl GroupCoordinator {
         } else {
             None
         };
+        // One id, one kind of group. A KIP-848 group with members keeps its id (Strand does
+        // not take classic members into one); an empty one gives way, as Kafka turns an
+        // empty consumer group into a classic one. Its offsets stay with the id.
+        match self.consumer_groups.get(&group_id) {
+            Some(cg) if !cg.members.is_empty() => {
+                reply(
+                    &mut out,
+                    join_error(version, &member_id, E::InconsistentGroupProtocol),
+                );
+                return out;
+            }
+            Some(_) => {
+                self.consumer_groups.remove(&group_id);
+            }
+            None => {}
+        }
         let config = self.config.clone();
         let group = self
             .groups

@@ -1,7 +1,7 @@
 //! The group coordinator: every group, driven by requests and `now`, answering with the
 //! records to append to `__consumer_offsets` and the replies to send.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::consumer_protocol_subscription::ConsumerProtocolSubscription;
@@ -17,6 +17,9 @@ fn s(v: impl Into<String>) -> StrBytes {
 
 /// `(partition, offset, leader epoch, metadata)`; offset -1 where nothing is committed.
 pub type CommittedOffset = (i32, i64, i32, String);
+
+/// One group's committed offsets, by `(topic, partition)`.
+pub type Offsets = BTreeMap<(String, i32), OffsetValue>;
 
 /// Settings under Kafka's broker config names.
 #[derive(Debug, Clone)]
@@ -72,10 +75,16 @@ pub struct Outcome {
 #[derive(Debug, Default)]
 pub struct GroupCoordinator {
     pub(crate) config: GroupConfig,
-    /// Classic groups, and the committed offsets of every group.
+    /// Classic groups, including Kafka's "simple" groups: an empty classic group with no
+    /// protocol type, made for offsets committed outside any group.
     pub(crate) groups: HashMap<String, Group>,
-    /// KIP-848 consumer groups (membership only; their offsets live in `groups`).
+    /// KIP-848 consumer groups (membership only, in memory). Where an id is in both maps
+    /// (a simple group rebuilt from offsets at load, then joined by KIP-848 members), the
+    /// consumer group is the group; the classic entry is a member-less leftover.
     pub(crate) consumer_groups: HashMap<String, crate::consumer::ConsumerGroup>,
+    /// Committed offsets of every group, classic or KIP-848, by group id: kept apart from
+    /// both so that committing for a consumer group never makes a classic group.
+    pub(crate) offsets: HashMap<String, Offsets>,
 }
 
 impl GroupCoordinator {
@@ -84,11 +93,30 @@ impl GroupCoordinator {
             config,
             groups: HashMap::new(),
             consumer_groups: HashMap::new(),
+            offsets: HashMap::new(),
         }
     }
 
+    /// The classic group `id`.
     pub fn group(&self, id: &str) -> Option<&Group> {
         self.groups.get(id)
+    }
+
+    /// The committed offsets of group `id` (classic or KIP-848).
+    pub fn committed(&self, id: &str) -> Option<&Offsets> {
+        self.offsets.get(id)
+    }
+
+    /// Writes a tombstone for every committed offset of `id` and forgets them.
+    fn delete_all_offsets(&mut self, id: &str, out: &mut Outcome) {
+        for (topic, partition) in self.offsets.remove(id).unwrap_or_default().into_keys() {
+            out.records.push(GroupRecord::Offset {
+                group: id.to_string(),
+                topic,
+                partition,
+                value: None,
+            });
+        }
     }
 
     /// Applies a record read back from `__consumer_offsets` (at load).
@@ -99,37 +127,40 @@ impl GroupCoordinator {
                 topic,
                 partition,
                 value,
-            } => {
-                let g = self
-                    .groups
-                    .entry(group.clone())
-                    .or_insert_with(|| Group::new(&group, now));
-                match value {
-                    Some(v) => {
-                        g.offsets.insert((topic, partition), v);
-                    }
-                    None => {
-                        g.offsets.remove(&(topic, partition));
-                    }
-                }
-            }
-            GroupRecord::Group { group, value } => match value {
+            } => match value {
                 Some(v) => {
-                    let offsets = self
-                        .groups
-                        .remove(&group)
-                        .map(|g| g.offsets)
-                        .unwrap_or_default();
-                    self.groups
-                        .insert(group.clone(), Group::from_value(&group, &v, offsets, now));
+                    // As in Kafka, offsets of a group nobody knows belong to a simple classic
+                    // group. KIP-848 groups are not persisted, so after a restart this is
+                    // what is left of one until its members rejoin.
+                    if !self.consumer_groups.contains_key(&group) {
+                        self.groups
+                            .entry(group.clone())
+                            .or_insert_with(|| Group::new(&group, now));
+                    }
+                    self.offsets
+                        .entry(group)
+                        .or_default()
+                        .insert((topic, partition), v);
                 }
                 None => {
-                    // The group is deleted; offsets written after the tombstone stay.
+                    if let Some(o) = self.offsets.get_mut(&group) {
+                        o.remove(&(topic, partition));
+                        if o.is_empty() {
+                            self.offsets.remove(&group);
+                        }
+                    }
+                }
+            },
+            GroupRecord::Group { group, value } => match value {
+                Some(v) => {
+                    self.groups
+                        .insert(group.clone(), Group::from_value(&group, &v, now));
+                }
+                None => {
+                    // The group is deleted; offsets written after the tombstone stay, with a
+                    // simple group to hold them (dropped by `finish_load` if there are none).
                     if let Some(g) = self.groups.get_mut(&group) {
-                        *g = Group {
-                            offsets: std::mem::take(&mut g.offsets),
-                            ..Group::new(&group, now)
-                        };
+                        *g = Group::new(&group, now);
                     }
                 }
             },
@@ -138,8 +169,9 @@ impl GroupCoordinator {
 
     /// Drops groups left with neither members nor offsets after replay.
     pub fn finish_load(&mut self) {
-        self.groups.retain(|_, g| {
-            !g.members.is_empty() || !g.offsets.is_empty() || g.protocol_type.is_some()
+        let offsets = &self.offsets;
+        self.groups.retain(|id, g| {
+            !g.members.is_empty() || g.protocol_type.is_some() || offsets.contains_key(id)
         });
     }
 
@@ -152,41 +184,61 @@ impl GroupCoordinator {
         out
     }
 
-    /// Offsets of an empty group expire `offsets.retention.minutes` after it became empty
-    /// (for a group that never had members, after their commit); the group goes with them.
+    /// Offsets expire `offsets.retention.minutes` after a moment that depends on the group,
+    /// as in Kafka: for an empty classic group, after it became empty (for a simple group,
+    /// after their commit); for a KIP-848 group, after their commit, and only for topics no
+    /// member subscribes to. A classic group with members keeps all of its offsets. An empty
+    /// classic group goes once its offsets have.
     fn expire_offsets(&mut self, now: i64, out: &mut Outcome) {
         let retention = self.config.offsets_retention_ms;
-        let mut gone = Vec::new();
-        for g in self.groups.values_mut() {
-            if g.state != GroupState::Empty || !g.members.is_empty() {
-                continue;
-            }
-            let expired: Vec<(String, i32)> = g
-                .offsets
+        let Self {
+            groups,
+            consumer_groups,
+            offsets,
+            ..
+        } = self;
+        for (id, committed) in offsets.iter_mut() {
+            // `since`: the moment every offset starts to age from, if not its commit time.
+            let (since, subscribed) = if let Some(cg) = consumer_groups.get(id) {
+                (None, cg.subscribed_topics())
+            } else if let Some(g) = groups.get(id) {
+                if g.state != GroupState::Empty || !g.members.is_empty() {
+                    continue;
+                }
+                let since = g.protocol_type.is_some().then_some(g.state_since_ms);
+                (since, BTreeSet::new())
+            } else {
+                (None, BTreeSet::new())
+            };
+            let expired: Vec<(String, i32)> = committed
                 .iter()
-                .filter(|(_, v)| {
-                    let base = if g.protocol_type.is_some() {
-                        g.state_since_ms
-                    } else {
-                        v.commit_timestamp_ms
-                    };
-                    base.saturating_add(retention) <= now
+                .filter(|((topic, _), v)| {
+                    let base = since.unwrap_or(v.commit_timestamp_ms);
+                    !subscribed.contains(topic) && base.saturating_add(retention) <= now
                 })
                 .map(|(k, _)| k.clone())
                 .collect();
             for (topic, partition) in expired {
-                g.offsets.remove(&(topic.clone(), partition));
+                committed.remove(&(topic.clone(), partition));
                 out.records.push(GroupRecord::Offset {
-                    group: g.id.clone(),
+                    group: id.clone(),
                     topic,
                     partition,
                     value: None,
                 });
             }
-            if g.offsets.is_empty() && g.state_since_ms.saturating_add(retention) <= now {
-                gone.push(g.id.clone());
-            }
         }
+        offsets.retain(|_, o| !o.is_empty());
+        let gone: Vec<String> = groups
+            .values()
+            .filter(|g| {
+                g.state == GroupState::Empty
+                    && g.members.is_empty()
+                    && !offsets.contains_key(&g.id)
+                    && g.state_since_ms.saturating_add(retention) <= now
+            })
+            .map(|g| g.id.clone())
+            .collect();
         for id in gone {
             if let Some(g) = self.groups.remove(&id) {
                 if g.protocol_type.is_some() {
@@ -212,19 +264,21 @@ impl GroupCoordinator {
         let group_id = req.group_id.to_string();
         let member_id = req.member_id.to_string();
         let generation = req.generation_id_or_member_epoch;
-        let consumer = self
-            .consumer_groups
-            .get_mut(&group_id)
-            .filter(|g| !g.members.is_empty());
+        let consumer = self.consumer_groups.get(&group_id);
+        let is_consumer_group = consumer.is_some();
         let group_error = if group_id.is_empty() {
             Some(E::InvalidGroupId)
         } else if let Some(cg) = consumer {
-            // KIP-848 groups: the member's epoch stands in for the generation.
-            match cg.members.get_mut(&member_id) {
-                None if generation < 0 && member_id.is_empty() => Some(E::UnknownMemberId),
-                None => Some(E::UnknownMemberId),
-                Some(m) if generation != m.member_epoch => Some(E::StaleMemberEpoch),
-                Some(_) => None,
+            // KIP-848 groups: the member's epoch stands in for the generation. An empty one
+            // takes commits from outside (admin clients, manual commits), as in Kafka.
+            if generation < 0 && cg.members.is_empty() {
+                None
+            } else {
+                match cg.members.get(&member_id) {
+                    None => Some(E::UnknownMemberId),
+                    Some(m) if generation != m.member_epoch => Some(E::StaleMemberEpoch),
+                    Some(_) => None,
+                }
             }
         } else {
             match self.groups.get_mut(&group_id) {
@@ -289,11 +343,15 @@ impl GroupCoordinator {
                             .unwrap_or_default(),
                         commit_timestamp_ms: now,
                     };
-                    let g = self
-                        .groups
+                    if !is_consumer_group {
+                        // A commit outside any group makes a simple group, as in Kafka.
+                        self.groups
+                            .entry(group_id.clone())
+                            .or_insert_with(|| Group::new(&group_id, now));
+                    }
+                    self.offsets
                         .entry(group_id.clone())
-                        .or_insert_with(|| Group::new(&group_id, now));
-                    g.offsets
+                        .or_default()
                         .insert((topic.clone(), p.partition_index), value.clone());
                     out.records.push(GroupRecord::Offset {
                         group: group_id.clone(),
@@ -326,19 +384,17 @@ impl GroupCoordinator {
         group: &str,
         wanted: Option<&[(String, Vec<i32>)]>,
     ) -> Vec<(String, Vec<CommittedOffset>)> {
-        let g = self.groups.get(group);
+        let g = self.offsets.get(group);
         match wanted {
             Some(wanted) => wanted
                 .iter()
                 .map(|(topic, parts)| {
                     let ps = parts
                         .iter()
-                        .map(
-                            |p| match g.and_then(|g| g.offsets.get(&(topic.clone(), *p))) {
-                                Some(v) => (*p, v.offset, v.leader_epoch, v.metadata.clone()),
-                                None => (*p, -1, -1, String::new()),
-                            },
-                        )
+                        .map(|p| match g.and_then(|g| g.get(&(topic.clone(), *p))) {
+                            Some(v) => (*p, v.offset, v.leader_epoch, v.metadata.clone()),
+                            None => (*p, -1, -1, String::new()),
+                        })
                         .collect();
                     (topic.clone(), ps)
                 })
@@ -346,7 +402,7 @@ impl GroupCoordinator {
             None => {
                 let mut by_topic: BTreeMap<String, Vec<CommittedOffset>> = BTreeMap::new();
                 if let Some(g) = g {
-                    for ((t, p), v) in &g.offsets {
+                    for ((t, p), v) in g {
                         by_topic.entry(t.clone()).or_default().push((
                             *p,
                             v.offset,
@@ -360,66 +416,71 @@ impl GroupCoordinator {
         }
     }
 
-    /// Topics the group's members subscribe to, read from their consumer-protocol metadata.
-    fn subscribed_topics(g: &Group) -> Vec<String> {
-        let mut topics = Vec::new();
-        if g.protocol_type.as_deref() != Some("consumer") {
-            return topics;
-        }
+    /// Topics a classic group's members subscribe to, read from the consumer-protocol
+    /// metadata they sent for the group's protocol (every protocol they offered, while none
+    /// is selected). `None` when any of it cannot be read.
+    fn classic_subscribed_topics(g: &Group) -> Option<BTreeSet<String>> {
+        let mut topics = BTreeSet::new();
         for m in g.members.values() {
-            for (_, meta) in &m.protocols {
-                let mut b = meta.clone();
-                if b.len() < 2 {
-                    continue;
-                }
-                let version = i16::from_be_bytes([b[0], b[1]]);
-                bytes::Buf::advance(&mut b, 2);
-                if let Ok(sub) = ConsumerProtocolSubscription::decode(&mut b, version.clamp(0, 3)) {
-                    topics.extend(sub.topics.iter().map(|t| t.to_string()));
-                }
+            let metas: Vec<&bytes::Bytes> = match &g.protocol {
+                // A member without metadata for the selected protocol tells nothing either.
+                Some(p) => vec![&m.protocols.iter().find(|(n, _)| n == p)?.1],
+                None => m.protocols.iter().map(|(_, meta)| meta).collect(),
+            };
+            for meta in metas {
+                topics.extend(decode_subscription(meta)?);
             }
         }
-        topics.sort();
-        topics.dedup();
-        topics
+        Some(topics)
     }
 
     /// OffsetDelete: removes committed offsets of partitions the group does not consume.
+    ///
+    /// A partition is refused with GROUP_SUBSCRIBED_TO_TOPIC while the group subscribes to
+    /// its topic: for a KIP-848 group, a topic some member subscribes to (by name or regex);
+    /// for a classic group of protocol type "consumer", a topic in some member's
+    /// subscription. A classic group with members and another protocol type is refused
+    /// whole (NON_EMPTY_GROUP). When a "consumer" group's subscriptions cannot be read
+    /// (malformed or missing member metadata), the group is taken to consume every topic,
+    /// so no offset of a non-empty group is deleted: Kafka's rule
+    /// (`ClassicGroup::isSubscribedToTopic` answers true when it cannot tell), and the safe
+    /// one, since a deleted offset of a live consumer sends it back to its reset policy.
     pub fn delete_offsets(&mut self, req: &OffsetDeleteRequest) -> (OffsetDeleteResponse, Outcome) {
         let mut out = Outcome::default();
         let group_id = req.group_id.to_string();
-        let Some(g) = self.groups.get_mut(&group_id) else {
-            return (
-                OffsetDeleteResponse::default().with_error_code(E::GroupIdNotFound.code()),
-                out,
-            );
-        };
-        if !g.members.is_empty() && g.protocol_type.as_deref() != Some("consumer") {
-            return (
-                OffsetDeleteResponse::default().with_error_code(E::NonEmptyGroup.code()),
-                out,
-            );
-        }
-        let subscribed = if g.members.is_empty() {
-            Vec::new()
-        } else {
-            Self::subscribed_topics(g)
-        };
+        let fail = |e: E| OffsetDeleteResponse::default().with_error_code(e.code());
+        // `None`: every topic.
+        let subscribed: Option<BTreeSet<String>> =
+            if let Some(cg) = self.consumer_groups.get(&group_id) {
+                Some(cg.subscribed_topics())
+            } else if let Some(g) = self.groups.get(&group_id) {
+                if g.members.is_empty() {
+                    Some(BTreeSet::new())
+                } else if g.protocol_type.as_deref() != Some("consumer") {
+                    return (fail(E::NonEmptyGroup), out);
+                } else {
+                    Self::classic_subscribed_topics(g)
+                }
+            } else {
+                return (fail(E::GroupIdNotFound), out);
+            };
+        let mut committed = self.offsets.remove(&group_id).unwrap_or_default();
         let topics = req
             .topics
             .iter()
             .map(|t| {
                 let topic = t.name.to_string();
+                let refused = subscribed.as_ref().is_none_or(|s| s.contains(&topic));
                 let partitions = t
                     .partitions
                     .iter()
                     .map(|p| {
                         let r = offset_delete_response::OffsetDeleteResponsePartition::default()
                             .with_partition_index(p.partition_index);
-                        if subscribed.contains(&topic) {
+                        if refused {
                             return r.with_error_code(E::GroupSubscribedToTopic.code());
                         }
-                        if g.offsets
+                        if committed
                             .remove(&(topic.clone(), p.partition_index))
                             .is_some()
                         {
@@ -438,6 +499,9 @@ impl GroupCoordinator {
                     .with_partitions(partitions)
             })
             .collect();
+        if !committed.is_empty() {
+            self.offsets.insert(group_id, committed);
+        }
         (OffsetDeleteResponse::default().with_topics(topics), out)
     }
 
@@ -495,7 +559,9 @@ impl GroupCoordinator {
         ListGroupsResponse::default().with_groups(groups)
     }
 
-    /// DescribeGroups. Member metadata and assignments are shown once the group is Stable.
+    /// DescribeGroups, of classic groups only. Member metadata and assignments are shown once
+    /// the group is Stable. Any other id, unknown or a KIP-848 group, is `Dead`, and from v6
+    /// GROUP_ID_NOT_FOUND with Kafka's message (KIP-1043); before v6 Kafka adds no error.
     pub fn describe_groups(
         &self,
         req: &DescribeGroupsRequest,
@@ -507,18 +573,20 @@ impl GroupCoordinator {
             .map(|id| {
                 let base =
                     describe_groups_response::DescribedGroup::default().with_group_id(id.clone());
-                let Some(g) = self.groups.get(id.as_str()) else {
-                    let dead = base.with_group_state(s("Dead"));
-                    // From v6 an unknown group is an error (KIP-1043); before, just Dead.
-                    return if version >= 6 {
+                let dead = |message: String| {
+                    let dead = base.clone().with_group_state(s("Dead"));
+                    if version >= 6 {
                         dead.with_error_code(E::GroupIdNotFound.code())
-                            .with_error_message(Some(s(format!(
-                                "Group {} not found.",
-                                id.as_str()
-                            ))))
+                            .with_error_message(Some(s(message)))
                     } else {
                         dead
-                    };
+                    }
+                };
+                if self.consumer_groups.contains_key(id.as_str()) {
+                    return dead(format!("Group {} is not a classic group.", id.as_str()));
+                }
+                let Some(g) = self.groups.get(id.as_str()) else {
+                    return dead(format!("Group {} not found.", id.as_str()));
                 };
                 let protocol = g.protocol.clone().unwrap_or_default();
                 let stable = g.state == GroupState::Stable;
@@ -556,43 +624,52 @@ impl GroupCoordinator {
             .groups_names
             .iter()
             .map(|id| {
-                let r = delete_groups_response::DeletableGroupResult::default()
-                    .with_group_id(id.clone());
-                if let Some(cg) = self.consumer_groups.get(id.as_str()) {
-                    if !cg.members.is_empty() {
-                        return r.with_error_code(E::NonEmptyGroup.code());
-                    }
-                    self.consumer_groups.remove(id.as_str());
-                    if !self.groups.contains_key(id.as_str()) {
-                        return r;
-                    }
-                }
-                let code = match self.groups.get(id.as_str()) {
-                    None => E::GroupIdNotFound.code(),
-                    Some(g) if !g.members.is_empty() || g.state != GroupState::Empty => {
-                        E::NonEmptyGroup.code()
-                    }
-                    Some(_) => {
-                        if let Some(g) = self.groups.remove(id.as_str()) {
-                            for (topic, partition) in g.offsets.into_keys() {
-                                out.records.push(GroupRecord::Offset {
-                                    group: g.id.clone(),
-                                    topic,
-                                    partition,
-                                    value: None,
-                                });
-                            }
-                            out.records.push(GroupRecord::Group {
-                                group: g.id,
-                                value: None,
-                            });
-                        }
-                        0
-                    }
-                };
-                r.with_error_code(code)
+                let code = self.delete_group(id.as_str(), &mut out);
+                delete_groups_response::DeletableGroupResult::default()
+                    .with_group_id(id.clone())
+                    .with_error_code(code)
             })
             .collect();
         (DeleteGroupsResponse::default().with_results(results), out)
     }
+
+    /// Deletes one group and its offsets; returns the error code.
+    fn delete_group(&mut self, id: &str, out: &mut Outcome) -> i16 {
+        if let Some(cg) = self.consumer_groups.get(id) {
+            if !cg.members.is_empty() {
+                return E::NonEmptyGroup.code();
+            }
+            self.consumer_groups.remove(id);
+        } else {
+            match self.groups.get(id) {
+                None => return E::GroupIdNotFound.code(),
+                Some(g) if !g.members.is_empty() || g.state != GroupState::Empty => {
+                    return E::NonEmptyGroup.code();
+                }
+                Some(_) => {}
+            }
+        }
+        self.delete_all_offsets(id, out);
+        // A classic entry beside a consumer group has no members (see `consumer_groups`).
+        if self.groups.remove(id).is_some() {
+            out.records.push(GroupRecord::Group {
+                group: id.to_string(),
+                value: None,
+            });
+        }
+        0
+    }
+}
+
+/// The topics of a ConsumerProtocolSubscription (a version, then the subscription); `None`
+/// when it cannot be read. Read as version 0, which every later version extends, as Kafka
+/// reads it, so subscriptions from newer clients still count.
+fn decode_subscription(meta: &bytes::Bytes) -> Option<Vec<String>> {
+    let mut b = meta.clone();
+    if b.len() < 2 || i16::from_be_bytes([b[0], b[1]]) < 0 {
+        return None;
+    }
+    bytes::Buf::advance(&mut b, 2);
+    let sub = ConsumerProtocolSubscription::decode(&mut b, 0).ok()?;
+    Some(sub.topics.iter().map(|t| t.to_string()).collect())
 }

@@ -1,10 +1,11 @@
-//! A classic consumer group: its members, state, generation, and committed offsets.
+//! A classic consumer group: its members, state and generation. Committed offsets are kept
+//! by the coordinator, by group id, for classic and KIP-848 groups alike.
 
 use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
 
-use crate::records::{GroupValue, MemberValue, OffsetValue};
+use crate::records::{GroupValue, MemberValue};
 
 /// Identifies a request waiting for an answer (a JoinGroup or SyncGroup held until the
 /// rebalance moves on). The caller picks them; the coordinator hands them back with replies.
@@ -83,7 +84,6 @@ pub struct Group {
     /// The first rebalance of an empty group waits `group.initial.rebalance.delay.ms` for
     /// more members instead of completing as soon as everyone known has joined.
     pub initial_join_until_ms: Option<i64>,
-    pub offsets: BTreeMap<(String, i32), OffsetValue>,
 }
 
 impl Group {
@@ -101,7 +101,6 @@ impl Group {
             pending: HashMap::new(),
             join_deadline_ms: None,
             initial_join_until_ms: None,
-            offsets: BTreeMap::new(),
         }
     }
 
@@ -200,18 +199,12 @@ impl Group {
 
     /// Rebuilds a group from its stored metadata (at load). Members must heartbeat within
     /// their session timeout from `now_ms` to stay.
-    pub fn from_value(
-        id: &str,
-        v: &GroupValue,
-        offsets: BTreeMap<(String, i32), OffsetValue>,
-        now_ms: i64,
-    ) -> Self {
+    pub fn from_value(id: &str, v: &GroupValue, now_ms: i64) -> Self {
         let mut g = Group::new(id, now_ms);
         g.protocol_type = Some(v.protocol_type.clone()).filter(|s| !s.is_empty());
         g.protocol = v.protocol.clone();
         g.generation = v.generation;
         g.leader = v.leader.clone();
-        g.offsets = offsets;
         for m in &v.members {
             let protocol = v.protocol.clone().unwrap_or_default();
             if let Some(i) = &m.group_instance_id {

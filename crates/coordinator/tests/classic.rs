@@ -19,6 +19,8 @@ struct Harness {
     now: i64,
     next: RequestId,
     records: Vec<GroupRecord>,
+    /// Member metadata every join sends, instead of `meta-<member>-<protocol>`.
+    metadata: Option<Bytes>,
 }
 
 const SESSION: i32 = 10_000;
@@ -34,6 +36,7 @@ impl Harness {
             now: 1_000,
             next: 0,
             records: Vec::new(),
+            metadata: None,
         }
     }
 
@@ -66,8 +69,14 @@ impl Harness {
     ) -> (RequestId, Vec<(RequestId, Reply)>) {
         self.next += 1;
         let id = self.next;
+        let mut req = Self::join_req(member, instance, protocols);
+        if let Some(m) = &self.metadata {
+            for p in &mut req.protocols {
+                p.metadata = m.clone();
+            }
+        }
         let out = self.c.join(
-            Self::join_req(member, instance, protocols),
+            req,
             9,
             ClientInfo {
                 client_id: "c".into(),
@@ -443,4 +452,149 @@ fn delete_groups_refuses_groups_with_members() {
         "an offset tombstone and a group tombstone"
     );
     assert!(h.c.group("g").is_none());
+}
+
+/// A ConsumerProtocolSubscription at `version`, as a consumer sends it in JoinGroup.
+fn subscription(version: i16, topics: &[&str]) -> Bytes {
+    use kafka_protocol::messages::consumer_protocol_subscription::ConsumerProtocolSubscription;
+    use kafka_protocol::protocol::Encodable;
+    let sub =
+        ConsumerProtocolSubscription::default().with_topics(topics.iter().map(|t| s(t)).collect());
+    let mut b = bytes::BytesMut::new();
+    bytes::BufMut::put_i16(&mut b, version);
+    sub.encode(&mut b, version).unwrap();
+    b.freeze()
+}
+
+fn offset_delete(h: &mut Harness, topics: &[&str]) -> (i16, Vec<i16>) {
+    let req = OffsetDeleteRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_topics(
+            topics
+                .iter()
+                .map(|t| {
+                    offset_delete_request::OffsetDeleteRequestTopic::default()
+                        .with_name(TopicName(s(t)))
+                        .with_partitions(vec![
+                            offset_delete_request::OffsetDeleteRequestPartition::default()
+                                .with_partition_index(0),
+                        ])
+                })
+                .collect(),
+        );
+    let (resp, out) = h.c.delete_offsets(&req);
+    h.records.extend(out.records);
+    let codes = resp
+        .topics
+        .iter()
+        .map(|t| t.partitions[0].error_code)
+        .collect();
+    (resp.error_code, codes)
+}
+
+fn commit_topic(h: &mut Harness, member: &str, generation: i32, topic: &str) -> i16 {
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_member_id(s(member))
+        .with_generation_id_or_member_epoch(generation)
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(TopicName(s(topic)))
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(9),
+                ]),
+        ]);
+    let (resp, out) = h.c.commit_offsets(&req, 8, h.now, |_, _| true);
+    h.records.extend(out.records);
+    resp.topics[0].partitions[0].error_code
+}
+
+#[test]
+fn offset_delete_refuses_a_consumer_group_whose_subscriptions_cannot_be_read() {
+    // Members of stable_three send `meta-...`, which is no ConsumerProtocolSubscription.
+    let (mut h, [a, b, c]) = stable_three();
+    assert_eq!(commit_topic(&mut h, &a, 2, "t"), 0);
+    assert_eq!(commit_topic(&mut h, &a, 2, "u"), 0);
+    let before = h.records.len();
+    assert_eq!(
+        offset_delete(&mut h, &["t", "u"]),
+        (
+            0,
+            vec![
+                E::GroupSubscribedToTopic.code(),
+                E::GroupSubscribedToTopic.code()
+            ]
+        ),
+        "unknown subscriptions count as every topic"
+    );
+    assert_eq!(h.records.len(), before, "nothing deleted");
+    assert_eq!(h.c.fetch_offsets("g", None).len(), 2);
+    // Once the group is empty nothing is consumed any more.
+    let leave = LeaveGroupRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_members(
+            [&a, &b, &c]
+                .iter()
+                .map(|m| MemberIdentity::default().with_member_id(s(m)))
+                .collect(),
+        );
+    h.c.leave(&leave, 5, h.now);
+    assert_eq!(offset_delete(&mut h, &["t"]), (0, vec![0]));
+    assert_eq!(h.c.fetch_offsets("g", None).len(), 1);
+}
+
+#[test]
+fn offset_delete_refuses_topics_a_classic_consumer_group_subscribes_to() {
+    let mut h = Harness::new(0);
+    // Version 1 carries owned partitions after the topics: read as its version-0 prefix.
+    h.metadata = Some(subscription(1, &["t"]));
+    let (a, ra, replies) = h.join_new();
+    assert_eq!(join_reply(&replies, ra).generation_id, 1);
+    h.sync(&a, 1, &[(&a, "A")]);
+    assert_eq!(h.state(), GroupState::Stable);
+    assert_eq!(commit_topic(&mut h, &a, 1, "t"), 0);
+    assert_eq!(commit_topic(&mut h, &a, 1, "u"), 0);
+    assert_eq!(
+        offset_delete(&mut h, &["t", "u"]),
+        (0, vec![E::GroupSubscribedToTopic.code(), 0])
+    );
+    assert_eq!(
+        h.c.fetch_offsets("g", None)
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect::<Vec<_>>(),
+        ["t"]
+    );
+    assert!(matches!(
+        h.records.last(),
+        Some(GroupRecord::Offset { topic, value: None, .. }) if topic == "u"
+    ));
+}
+
+#[test]
+fn offset_delete_refuses_a_non_empty_group_of_another_protocol_type() {
+    let (mut h, [a, _, _]) = stable_three();
+    commit_topic(&mut h, &a, 2, "u");
+    // Rewrite the group's protocol type as if it were, say, a Connect group.
+    let mut replayed = GroupCoordinator::new(GroupConfig::default());
+    for r in h.records.clone() {
+        let r = match r {
+            GroupRecord::Group {
+                group,
+                value: Some(mut v),
+            } => {
+                v.protocol_type = "connect".into();
+                GroupRecord::Group {
+                    group,
+                    value: Some(v),
+                }
+            }
+            r => r,
+        };
+        replayed.replay(r, h.now);
+    }
+    h.c = replayed;
+    assert_eq!(offset_delete(&mut h, &["u"]).0, E::NonEmptyGroup.code());
 }

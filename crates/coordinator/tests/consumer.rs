@@ -289,3 +289,305 @@ fn regex_subscriptions_static_leaves_and_unknown_assignors() {
     assert_eq!(parts, 1);
     assert_eq!(c.consumer_group("g").unwrap().members.len(), 1);
 }
+
+/// OffsetCommit of `offset` for each `(topic, partition)`, by `member` at `epoch`; returns
+/// the error codes and keeps the records.
+fn commit(
+    c: &mut GroupCoordinator,
+    records: &mut Vec<GroupRecord>,
+    member: &str,
+    epoch: i32,
+    partitions: &[(&str, i32)],
+    offset: i64,
+) -> Vec<i16> {
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_member_id(s(member))
+        .with_generation_id_or_member_epoch(epoch)
+        .with_topics(
+            partitions
+                .iter()
+                .map(|(t, p)| {
+                    offset_commit_request::OffsetCommitRequestTopic::default()
+                        .with_name(TopicName(s(t)))
+                        .with_partitions(vec![
+                            offset_commit_request::OffsetCommitRequestPartition::default()
+                                .with_partition_index(*p)
+                                .with_committed_offset(offset),
+                        ])
+                })
+                .collect(),
+        );
+    let (resp, out) = c.commit_offsets(&req, 9, 0, |_, _| true);
+    records.extend(out.records);
+    resp.topics
+        .iter()
+        .map(|t| t.partitions[0].error_code)
+        .collect()
+}
+
+fn describe(c: &GroupCoordinator, version: i16) -> describe_groups_response::DescribedGroup {
+    let req = DescribeGroupsRequest::default().with_groups(vec![GroupId(s("g"))]);
+    c.describe_groups(&req, version).groups[0].clone()
+}
+
+fn listed(c: &GroupCoordinator) -> Vec<(String, String, String)> {
+    c.list_groups(&ListGroupsRequest::default(), 5)
+        .groups
+        .iter()
+        .map(|g| {
+            (
+                g.group_id.to_string(),
+                g.protocol_type.to_string(),
+                g.group_type.to_string(),
+            )
+        })
+        .collect()
+}
+
+fn fetch(c: &GroupCoordinator, topic: &str) -> i64 {
+    c.fetch_offsets("g", Some(&[(topic.to_string(), vec![0])]))[0].1[0].1
+}
+
+#[test]
+fn consumer_group_with_committed_offsets_is_not_described_as_an_empty_classic_group() {
+    let mut c = GroupCoordinator::new(GroupConfig::default());
+    let view = topics(2);
+    let mut records = Vec::new();
+    let mut a = Client::default();
+    assert_eq!(beat(&mut c, &mut a, &view, 0).error_code, 0);
+    assert_eq!(
+        commit(&mut c, &mut records, &a.id, a.epoch, &[("t", 0)], 42),
+        [0]
+    );
+    assert_eq!(
+        commit(&mut c, &mut records, &a.id, a.epoch + 1, &[("t", 0)], 43),
+        [E::StaleMemberEpoch.code()]
+    );
+    assert!(
+        c.group("g").is_none(),
+        "no classic group for a consumer group's commit"
+    );
+    assert_eq!(fetch(&c, "t"), 42);
+
+    // DescribeGroups answers as Kafka 4 does for a group that is not classic.
+    let d = describe(&c, 6);
+    assert_eq!(d.error_code, E::GroupIdNotFound.code());
+    assert_eq!(
+        d.error_message.as_deref(),
+        Some("Group g is not a classic group.")
+    );
+    assert_eq!((d.group_state.as_str(), d.members.len()), ("Dead", 0));
+    let d = describe(&c, 5);
+    assert_eq!((d.error_code, d.group_state.as_str()), (0, "Dead"));
+    assert_eq!(
+        listed(&c),
+        [(
+            "g".to_string(),
+            "consumer".to_string(),
+            "consumer".to_string()
+        )]
+    );
+
+    // After a restart only the offsets are left (consumer groups are not persisted): a
+    // simple group holds them until the members rejoin, and then it is a consumer group.
+    let mut fresh = GroupCoordinator::new(GroupConfig::default());
+    for r in records.clone() {
+        fresh.replay(r, 0);
+    }
+    fresh.finish_load();
+    assert_eq!(fetch(&fresh, "t"), 42);
+    let mut a2 = Client::default();
+    assert_eq!(beat(&mut fresh, &mut a2, &view, 0).error_code, 0);
+    assert_eq!(describe(&fresh, 6).error_code, E::GroupIdNotFound.code());
+    assert_eq!(
+        listed(&fresh),
+        [(
+            "g".to_string(),
+            "consumer".to_string(),
+            "consumer".to_string()
+        )]
+    );
+    let mut fresh_records = Vec::new();
+    assert_eq!(
+        commit(
+            &mut fresh,
+            &mut fresh_records,
+            &a2.id,
+            a2.epoch,
+            &[("t", 1)],
+            7
+        ),
+        [0]
+    );
+    assert_eq!(
+        fresh.fetch_offsets("g", None),
+        vec![(
+            "t".to_string(),
+            vec![(0, 42, -1, String::new()), (1, 7, -1, String::new())]
+        )]
+    );
+
+    // Once empty, the group takes commits from outside, and still makes no classic group.
+    let mut leaver = a.clone();
+    leaver.epoch = -1;
+    assert_eq!(beat(&mut c, &mut leaver, &view, 0).error_code, 0);
+    assert_eq!(commit(&mut c, &mut records, "", -1, &[("t", 1)], 5), [0]);
+    assert!(c.group("g").is_none());
+    assert_eq!(describe(&c, 6).error_code, E::GroupIdNotFound.code());
+
+    // DeleteGroups takes the offsets with the group, here and after the restart.
+    let del = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s("g"))]);
+    let (resp, out) = c.delete_groups(&del);
+    assert_eq!(resp.results[0].error_code, 0);
+    assert_eq!(
+        out.records
+            .iter()
+            .filter(|r| matches!(r, GroupRecord::Offset { value: None, .. }))
+            .count(),
+        2
+    );
+    records.extend(out.records);
+    assert_eq!(fetch(&c, "t"), -1);
+    assert!(c.consumer_group("g").is_none() && c.committed("g").is_none());
+    assert!(listed(&c).is_empty());
+    let mut replayed = GroupCoordinator::new(GroupConfig::default());
+    for r in records {
+        replayed.replay(r, 0);
+    }
+    replayed.finish_load();
+    assert!(replayed.group("g").is_none() && replayed.committed("g").is_none());
+
+    let mut leaver = a2.clone();
+    leaver.epoch = -1;
+    beat(&mut fresh, &mut leaver, &view, 0);
+    let (resp, out) = fresh.delete_groups(&del);
+    assert_eq!(resp.results[0].error_code, 0);
+    assert!(fresh.group("g").is_none() && fresh.committed("g").is_none());
+    assert!(matches!(
+        out.records.last(),
+        Some(GroupRecord::Group { value: None, .. })
+    ));
+}
+
+#[test]
+fn offset_delete_keeps_offsets_of_topics_a_consumer_group_subscribes_to() {
+    let mut c = GroupCoordinator::new(GroupConfig::default());
+    let view = topics(2);
+    let mut records = Vec::new();
+    let mut a = Client::default();
+    beat(&mut c, &mut a, &view, 0);
+    assert_eq!(
+        commit(
+            &mut c,
+            &mut records,
+            &a.id,
+            a.epoch,
+            &[("t", 0), ("u", 0)],
+            3
+        ),
+        [0, 0]
+    );
+    let req = |topic: &str| {
+        OffsetDeleteRequest::default()
+            .with_group_id(GroupId(s("g")))
+            .with_topics(vec![
+                offset_delete_request::OffsetDeleteRequestTopic::default()
+                    .with_name(TopicName(s(topic)))
+                    .with_partitions(vec![
+                        offset_delete_request::OffsetDeleteRequestPartition::default()
+                            .with_partition_index(0),
+                    ]),
+            ])
+    };
+    let (resp, out) = c.delete_offsets(&req("t"));
+    assert_eq!(
+        (resp.error_code, resp.topics[0].partitions[0].error_code),
+        (0, E::GroupSubscribedToTopic.code())
+    );
+    assert!(out.records.is_empty());
+    assert_eq!(fetch(&c, "t"), 3);
+    let (resp, out) = c.delete_offsets(&req("u"));
+    assert_eq!(resp.topics[0].partitions[0].error_code, 0);
+    assert_eq!(out.records.len(), 1);
+    assert_eq!(fetch(&c, "u"), -1);
+    // Once the group is empty it consumes nothing.
+    a.epoch = -1;
+    beat(&mut c, &mut a, &view, 0);
+    let (resp, _) = c.delete_offsets(&req("t"));
+    assert_eq!(resp.topics[0].partitions[0].error_code, 0);
+    assert_eq!(fetch(&c, "t"), -1);
+}
+
+#[test]
+fn offsets_of_a_live_consumer_group_expire_only_for_topics_it_does_not_subscribe_to() {
+    let config = GroupConfig::default();
+    let retention = config.offsets_retention_ms;
+    let mut c = GroupCoordinator::new(config);
+    let view = topics(2);
+    let mut records = Vec::new();
+    let mut a = Client::default();
+    beat(&mut c, &mut a, &view, 0);
+    commit(
+        &mut c,
+        &mut records,
+        &a.id,
+        a.epoch,
+        &[("t", 0), ("u", 0)],
+        3,
+    );
+    let now = retention + 1;
+    assert_eq!(beat(&mut c, &mut a, &view, now).error_code, 0);
+    let out = c.tick(now);
+    assert_eq!(
+        out.records,
+        [GroupRecord::Offset {
+            group: "g".into(),
+            topic: "u".into(),
+            partition: 0,
+            value: None
+        }]
+    );
+    assert_eq!((fetch(&c, "t"), fetch(&c, "u")), (3, -1));
+}
+
+#[test]
+fn classic_join_does_not_share_an_id_with_a_live_consumer_group() {
+    let mut c = GroupCoordinator::new(GroupConfig {
+        initial_rebalance_delay_ms: 0,
+        ..GroupConfig::default()
+    });
+    let view = topics(2);
+    let mut a = Client::default();
+    beat(&mut c, &mut a, &view, 0);
+    let join = |c: &mut GroupCoordinator, member: &str| {
+        let req = JoinGroupRequest::default()
+            .with_group_id(GroupId(s("g")))
+            .with_session_timeout_ms(10_000)
+            .with_rebalance_timeout_ms(10_000)
+            .with_member_id(s(member))
+            .with_protocol_type(s("consumer"))
+            .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+            )
+            .with_name(s("range"))
+            .with_metadata(bytes::Bytes::from_static(b"m"))]);
+        let out = c.join(req, 9, ClientInfo::default(), 1, 0);
+        match &out.replies[0].1 {
+            Reply::Join(r) => r.clone(),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        join(&mut c, "").error_code,
+        E::InconsistentGroupProtocol.code()
+    );
+    assert!(c.group("g").is_none());
+    // An empty consumer group gives its id to the classic group.
+    a.epoch = -1;
+    beat(&mut c, &mut a, &view, 0);
+    let r = join(&mut c, "");
+    assert_eq!(r.error_code, E::MemberIdRequired.code());
+    assert_eq!(join(&mut c, r.member_id.as_str()).error_code, 0);
+    assert!(c.consumer_group("g").is_none());
+    assert_eq!(describe(&c, 6).members.len(), 1);
+}

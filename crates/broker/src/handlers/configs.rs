@@ -24,15 +24,16 @@ use crate::config::BROKER_KEYS;
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
 
-/// A config entry as DescribeConfigs reports it.
+/// A config entry as DescribeConfigs reports it. `value` is `None` for a config that is
+/// not set and has no default (Kafka answers null); an empty string is a value like another.
 struct Entry {
     name: String,
-    value: String,
+    value: Option<String>,
     source: ConfigSource,
     read_only: bool,
     ty: ConfigType,
     doc: Option<&'static str>,
-    synonyms: Vec<(String, String, ConfigSource)>,
+    synonyms: Vec<(String, Option<String>, ConfigSource)>,
 }
 
 pub fn describe(
@@ -74,7 +75,7 @@ pub fn describe(
                         .map(|e| {
                             let mut c = DescribeConfigsResourceResult::default()
                                 .with_name(str(e.name))
-                                .with_value(Some(str(e.value)))
+                                .with_value(e.value.map(str))
                                 .with_read_only(e.read_only)
                                 .with_config_source(e.source as i8)
                                 .with_is_sensitive(false);
@@ -85,7 +86,7 @@ pub fn describe(
                                     .map(|(n, v, s)| {
                                         DescribeConfigsSynonym::default()
                                             .with_name(str(n))
-                                            .with_value(Some(str(v)))
+                                            .with_value(v.map(str))
                                             .with_source(s as i8)
                                     })
                                     .collect();
@@ -125,12 +126,16 @@ fn topic_entries(
             let def = TOPIC_CONFIGS.iter().find(|d| d.name == c.name);
             Entry {
                 name: c.name.to_string(),
-                value: c.value,
+                value: Some(c.value),
                 source: c.source,
                 read_only: false,
                 ty: def.map_or(ConfigType::String, |d| d.ty),
                 doc: def.map(|d| d.doc),
-                synonyms: c.synonyms,
+                synonyms: c
+                    .synonyms
+                    .into_iter()
+                    .map(|(n, v, s)| (n, Some(v), s))
+                    .collect(),
             }
         })
         .collect())
@@ -159,15 +164,13 @@ fn broker_entries(broker: &Broker, image: &MetadataImage, node: Option<i32>) -> 
         .iter()
         .map(|(name, default)| {
             let (value, source) = match stat.get(*name) {
-                Some(v) => (v.clone(), ConfigSource::StaticBrokerConfig),
-                None => (default.to_string(), ConfigSource::DefaultConfig),
+                Some(v) => (Some(v.clone()), ConfigSource::StaticBrokerConfig),
+                None => (default.map(str::to_string), ConfigSource::DefaultConfig),
             };
-            let ty = if default.parse::<i64>().is_ok() {
-                ConfigType::Int
-            } else if *default == "true" || *default == "false" {
-                ConfigType::Boolean
-            } else {
-                ConfigType::String
+            let ty = match default {
+                Some(d) if d.parse::<i64>().is_ok() => ConfigType::Int,
+                Some("true" | "false") => ConfigType::Boolean,
+                _ => ConfigType::String,
             };
             Entry {
                 synonyms: vec![(name.to_string(), value.clone(), source)],
@@ -196,11 +199,11 @@ fn broker_entries(broker: &Broker, image: &MetadataImage, node: Option<i32>) -> 
         let synonyms: Vec<_> = c
             .synonyms
             .into_iter()
-            .map(|(_, v, s)| (def.broker_name.to_string(), v, s))
+            .map(|(_, v, s)| (def.broker_name.to_string(), Some(v), s))
             .collect();
         out.push(Entry {
             name: def.broker_name.to_string(),
-            value: c.value,
+            value: Some(c.value),
             source: c.source,
             read_only: false,
             ty: def.ty,

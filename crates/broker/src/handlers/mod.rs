@@ -88,7 +88,7 @@ pub async fn dispatch(
         ApiKey::OffsetCommit => run_async(&frame, |r| offsets::commit(broker, &frame, r)).await,
         ApiKey::OffsetFetch => run(&frame, |r| offsets::fetch(broker, &frame, r)),
         ApiKey::OffsetDelete => run_async(&frame, |r| offsets::delete(broker, r)).await,
-        ApiKey::DeleteRecords => run(&frame, |r| delete_records::handle(broker, r)),
+        ApiKey::DeleteRecords => run_async(&frame, |r| delete_records::handle(broker, r)).await,
         ApiKey::ListGroups => run(&frame, |r| group_admin::list(broker, &frame, r)),
         ApiKey::DescribeGroups => run(&frame, |r| group_admin::describe(broker, &frame, r)),
         ApiKey::DeleteGroups => run_async(&frame, |r| group_admin::delete(broker, r)).await,

@@ -165,6 +165,10 @@ pub(crate) async fn run(f: Arc<Fetcher>, cluster: Arc<Cluster>, s: FetchSettings
                 }
             }
         }
+        if unknown.is_empty() && cluster.is_stale() && !view.topics.is_empty() {
+            // metadata.max.age.ms: look again, so moved leaders are seen.
+            unknown = view.topics.keys().cloned().collect();
+        }
         if !unknown.is_empty() {
             unknown.sort();
             unknown.dedup();

@@ -54,6 +54,10 @@ pub(crate) async fn run(s: Arc<Shared>) {
             }
         }
         let retry_soon_unknown = !unknown.is_empty();
+        if unknown.is_empty() && s.cluster.is_stale() && !view.topics.is_empty() {
+            // metadata.max.age.ms: look again, so new partitions and moved leaders are seen.
+            unknown = view.topics.keys().cloned().collect();
+        }
         if !unknown.is_empty() && metadata_task.as_ref().is_none_or(|t| t.is_finished()) {
             unknown.sort();
             unknown.dedup();
