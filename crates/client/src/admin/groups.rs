@@ -68,9 +68,10 @@ impl Admin {
     /// A group no broker knows fails the call with `GROUP_ID_NOT_FOUND`.
     ///
     /// Classic groups come from DescribeGroups. A KIP-848 group is not a classic group, so
-    /// DescribeGroups reports it as missing (or, once it committed offsets, as an empty
-    /// group without a protocol); such groups are asked about again with
-    /// ConsumerGroupDescribe, as Kafka's own admin client does.
+    /// DescribeGroups answers GROUP_ID_NOT_FOUND (v6+) or `Dead` for it (and a broker that
+    /// keeps offsets in a classic placeholder may call it an empty group without a
+    /// protocol); such groups are asked about again with ConsumerGroupDescribe, as Kafka's
+    /// own admin client does.
     pub async fn describe_groups(&self, groups: &[String]) -> Result<Vec<GroupDescription>> {
         let results = self
             .per_key(groups.iter().cloned(), |ids| self.describe_round(ids))
