@@ -6,21 +6,27 @@
 //! the reader, so pipelined requests keep flowing while per-partition order is kept: appends
 //! happen in the reader, in arrival order. The queue is bounded by `queued.max.requests`.
 //!
+//! An immediate reply with nothing queued before it is written by the reader itself: handing
+//! it to the writer task would cost a task wake-up (often a thread wake-up) per request, which
+//! is most of a small request's cost. Frames are read through a buffer, so pipelined small
+//! requests take one `read` between them rather than two each.
+//!
 //! A malformed frame closes this connection only, with a log line.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::BytesMut;
 use strand_protocol::fetch::Piece;
 use strand_protocol::frame::{frame_len, FrameError, RequestFrame};
 use strand_storage::FileSlice;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Mutex};
 
 use crate::broker::Broker;
 use crate::handlers;
@@ -49,9 +55,13 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let (mut reader, writer) = stream.into_split();
+    let (reader, writer) = stream.into_split();
+    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
+    let writer = Arc::new(Mutex::new(writer));
+    // Replies handed to the writer task and not yet written.
+    let queued = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = mpsc::channel::<Reply>(broker.config.queued_max_requests);
-    let writer_task = tokio::spawn(write_loop(writer, rx, peer));
+    let writer_task = tokio::spawn(write_loop(writer.clone(), rx, queued.clone(), peer));
     let max = broker.config.socket_request_max_bytes;
     loop {
         let mut prefix = [0u8; 4];
@@ -87,8 +97,25 @@ pub async fn serve(
                 break;
             }
         };
-        let reply = handlers::dispatch(&broker, frame, peer).await;
+        let mut reply = handlers::dispatch(&broker, frame, peer).await;
+        // Nothing is waiting to be written before this reply: write it here. The writer task
+        // holds no reply, so it cannot be writing, and only this task queues replies.
+        if queued.load(Ordering::Acquire) == 0 {
+            reply = match reply {
+                Reply::Now(response) => {
+                    let mut w = writer.lock().await;
+                    if let Err(e) = send(&mut w, response).await {
+                        tracing::debug!(%peer, error = %e, "write failed");
+                        break;
+                    }
+                    continue;
+                }
+                Reply::None => continue,
+                later_or_close => later_or_close,
+            };
+        }
         let close = matches!(reply, Reply::Close(_));
+        queued.fetch_add(1, Ordering::AcqRel);
         if tx.send(reply).await.is_err() || close {
             break;
         }
@@ -97,7 +124,15 @@ pub async fn serve(
     let _ = writer_task.await;
 }
 
-async fn write_loop(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Reply>, peer: SocketAddr) {
+/// Enough for many small requests per `read`; larger frames bypass the buffer.
+const READ_BUFFER_BYTES: usize = 64 << 10;
+
+async fn write_loop(
+    writer: Arc<Mutex<OwnedWriteHalf>>,
+    mut rx: mpsc::Receiver<Reply>,
+    queued: Arc<AtomicUsize>,
+    peer: SocketAddr,
+) {
     while let Some(reply) = rx.recv().await {
         let mut reply = reply;
         let response = loop {
@@ -107,16 +142,21 @@ async fn write_loop(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Reply>, p
                 Reply::None => break None,
                 Reply::Close(reason) => {
                     tracing::warn!(%peer, %reason, "closing connection");
-                    let _ = writer.shutdown().await;
+                    let _ = writer.lock().await.shutdown().await;
                     return;
                 }
             }
         };
-        let Some(response) = response else { continue };
-        if let Err(e) = send(&mut writer, response).await {
-            tracing::debug!(%peer, error = %e, "write failed");
-            return;
+        if let Some(response) = response {
+            let mut w = writer.lock().await;
+            if let Err(e) = send(&mut w, response).await {
+                tracing::debug!(%peer, error = %e, "write failed");
+                return;
+            }
         }
+        // Written (or nothing to write): the reader may answer directly again once none
+        // is left.
+        queued.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
