@@ -110,7 +110,6 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     pub metadata_max_age: Duration,
     pub retry_backoff: Duration,
-    pub reconnect_backoff: Duration,
     pub connection_setup_timeout: Duration,
     /// Largest response frame accepted from a broker.
     pub response_bytes_max: usize,
@@ -134,7 +133,6 @@ impl ClientConfig {
             request_timeout: c.ms("request.timeout.ms", default_request_timeout_ms)?,
             metadata_max_age: c.ms("metadata.max.age.ms", 300_000)?,
             retry_backoff: c.ms("retry.backoff.ms", 100)?,
-            reconnect_backoff: c.ms("reconnect.backoff.ms", 50)?,
             connection_setup_timeout: c.ms("socket.connection.setup.timeout.ms", 10_000)?,
             response_bytes_max: c.parse("strand.response.bytes.max", 256usize << 20)?,
         })
