@@ -135,7 +135,13 @@ pub fn handle(broker: &Arc<Broker>, frame: &RequestFrame, req: ProduceRequest) -
         0 => Reply::None,
         -1 if !to_sync.is_empty() => {
             let broker = broker.clone();
-            let frame = frame.clone();
+            // Keep the header for the answer, not the request's bytes: they are on disk
+            // already, and holding them until the fsync is memory that grows with the queue.
+            let frame = RequestFrame {
+                api_key: frame.api_key,
+                header: frame.header.clone(),
+                body: bytes::Bytes::new(),
+            };
             Reply::Later(Box::pin(async move {
                 let mut response = response;
                 for (ti, pi, partition, offset) in to_sync {
