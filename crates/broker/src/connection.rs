@@ -6,10 +6,10 @@
 //! the reader, so pipelined requests keep flowing while per-partition order is kept: appends
 //! happen in the reader, in arrival order. The queue is bounded by `queued.max.requests`.
 //!
-//! An immediate reply with nothing queued before it is written by the reader itself: handing
-//! it to the writer task would cost a task wake-up (often a thread wake-up) per request, which
-//! is most of a small request's cost. Frames are read through a buffer, so pipelined small
-//! requests take one `read` between them rather than two each.
+//! An immediate reply with nothing queued before it is written by the reader itself, saving
+//! the hand-off to the writer task (a task wake-up, often a thread wake-up). Frames are read
+//! through a buffer, so pipelined small requests take one `read` between them rather than two
+//! each.
 //!
 //! A malformed frame closes this connection only, with a log line.
 
