@@ -26,6 +26,7 @@ use tokio::sync::Notify;
 use super::assignor::{self, Assignor};
 use super::{offsets, Consumer, ConsumerConfig, GroupProtocol};
 use crate::cluster::{Cluster, Lane};
+use crate::conn::Connection;
 use crate::error::{Error, KafkaCode, Result};
 use crate::types::TopicPartition;
 
@@ -121,6 +122,12 @@ impl GroupShared {
         let c = cluster.find_coordinator(&self.id, 0).await?;
         self.lock().coordinator = Some(c);
         Ok(c)
+    }
+
+    /// The connection to the coordinator, on the group lane.
+    pub async fn coordinator_conn(&self, cluster: &Cluster) -> Result<Arc<Connection>> {
+        let node = self.coordinator(cluster).await?;
+        cluster.conn(node, Lane::Group).await
     }
 
     pub fn forget_coordinator(&self) {
@@ -385,8 +392,7 @@ impl Consumer {
                 .with_protocol_type(s("consumer"))
                 .with_protocols(protocols);
             let resp = async {
-                let node = shared.coordinator(&self.cluster).await?;
-                let conn = self.cluster.conn(node, Lane::Group).await?;
+                let conn = shared.coordinator_conn(&self.cluster).await?;
                 let v = conn.version_for::<JoinGroupRequest>()?;
                 conn.send_at_timeout(
                     &req,
@@ -450,8 +456,7 @@ impl Consumer {
                 .with_protocol_name(Some(s(&protocol)))
                 .with_assignments(assignments);
             let resp = async {
-                let node = shared.coordinator(&self.cluster).await?;
-                let conn = self.cluster.conn(node, Lane::Group).await?;
+                let conn = shared.coordinator_conn(&self.cluster).await?;
                 let v = conn.version_for::<SyncGroupRequest>()?;
                 conn.send_at_timeout(
                     &sync,
@@ -600,8 +605,7 @@ impl Consumer {
                     return Ok(());
                 }
                 let r = async {
-                    let node = shared.coordinator(&self.cluster).await?;
-                    let conn = self.cluster.conn(node, Lane::Group).await?;
+                    let conn = shared.coordinator_conn(&self.cluster).await?;
                     let v = conn.version_for::<LeaveGroupRequest>()?;
                     conn.send_at(
                         &leave_request(&shared.id, &member_id, "the consumer is closing", v),
@@ -641,8 +645,7 @@ impl Consumer {
                     .with_member_epoch(leave_epoch)
                     .with_instance_id(shared.instance_id.as_deref().map(s));
                 let r = async {
-                    let node = shared.coordinator(&self.cluster).await?;
-                    let conn = self.cluster.conn(node, Lane::Group).await?;
+                    let conn = shared.coordinator_conn(&self.cluster).await?;
                     conn.send(&req).await
                 }
                 .await;
@@ -706,8 +709,7 @@ async fn classic_heartbeat(
     if !joined {
         return Ok(());
     }
-    let node = shared.coordinator(cluster).await?;
-    let conn = cluster.conn(node, Lane::Group).await?;
+    let conn = shared.coordinator_conn(cluster).await?;
     if poll_timed_out(shared, settings) {
         tracing::warn!(group = %shared.id, "poll was not called within max.poll.interval.ms: leaving the group");
         if shared.instance_id.is_none() {
@@ -791,8 +793,7 @@ async fn consumer_heartbeat(
     if subscription.is_empty() || paused {
         return Ok(());
     }
-    let node = shared.coordinator(cluster).await?;
-    let conn = cluster.conn(node, Lane::Group).await?;
+    let conn = shared.coordinator_conn(cluster).await?;
     if epoch > 0 && poll_timed_out(shared, settings) {
         tracing::warn!(group = %shared.id, "poll was not called within max.poll.interval.ms: leaving the group");
         let req = ConsumerGroupHeartbeatRequest::default()

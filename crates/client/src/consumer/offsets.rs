@@ -76,8 +76,7 @@ pub(crate) async fn commit(
             .with_retention_time_ms(-1)
             .with_topics(topics);
         let attempt = async {
-            let node = group.coordinator(cluster).await?;
-            let conn = cluster.conn(node, Lane::Group).await?;
+            let conn = group.coordinator_conn(cluster).await?;
             conn.send(&req).await
         }
         .await;
@@ -158,8 +157,7 @@ pub(crate) async fn fetch_committed(
         .with_require_stable(true);
     loop {
         let attempt = async {
-            let node = shared.coordinator(cluster).await?;
-            let conn = cluster.conn(node, Lane::Group).await?;
+            let conn = shared.coordinator_conn(cluster).await?;
             conn.send(&req).await
         }
         .await;
