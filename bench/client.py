@@ -7,8 +7,9 @@ For every round and case a fresh broker (`strand broker`, empty data dir under /
 started; kbench (librdkafka) and `strand perf` then do the same job against it, one after
 the other, interleaved across rounds: produce 1 KiB records to one partition with acks=1 and
 acks=all (batch.size 1 MB, linger.ms 5: librdkafka's defaults), then read them back from the
-beginning. Prints a Markdown table of median (min-max) per client and case; with --results
-appends it to that file with the date, the machine and this command.
+beginning. Prints a Markdown table of median (min-max) per client and case, with the broker's
+CPU time (utime + stime from /proc) per GiB moved in each step; with --results appends it to
+that file with the date, the machine and this command.
 """
 import argparse, json, os, shlex, signal, socket, statistics, subprocess, sys, tempfile, time
 
@@ -61,22 +62,38 @@ def last_json(cmd):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def kbench(acks):
+def cpu_s(pid):
+    """utime + stime of a process, in seconds (from /proc)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def per_gib(cpu, records):
+    return cpu / (records * 1024 / 2**30)
+
+
+def kbench(acks, pid):
+    c0 = cpu_s(pid)
     p = last_json([args.kbench, "produce", "--bootstrap", BOOT, "--topic", "t", "--partitions", "1",
                    "--records", str(args.records), "--record-size", "1024", "--acks", acks])
+    c1 = cpu_s(pid)
     c = last_json([args.kbench, "consume", "--bootstrap", BOOT, "--topic", "t", "--records", str(args.records)])
-    return {"produce": (p["records_per_s"], p["mib_per_s"], p["ack_latency_ms"]["p99"]),
-            "consume": (c["records_per_s"], c["mib_per_s"], None)}
+    c2 = cpu_s(pid)
+    return {"produce": (p["records_per_s"], p["mib_per_s"], p["ack_latency_ms"]["p99"], per_gib(c1 - c0, p["records"])),
+            "consume": (c["records_per_s"], c["mib_per_s"], None, per_gib(c2 - c1, c["records"]))}
 
 
-def strand(acks):
+def strand(acks, pid):
+    c0 = cpu_s(pid)
     p = last_json([args.strand, "perf", "produce", "-b", BOOT, "-t", "t", "--partitions", "1",
                    "-n", str(args.records), "-s", "1024", "--acks", acks, "--batch-size", "1000000",
                    "--linger-ms", "5", "--progress-s", "0", "--output", "json"])
+    c1 = cpu_s(pid)
     c = last_json([args.strand, "perf", "consume", "-b", BOOT, "-t", "t", "-n", str(args.records),
                    "--progress-s", "0", "--output", "json"])
-    return {"produce": (p["records_per_s"], p["mib_per_s"], p["ack_latency_ms"]["p99"]),
-            "consume": (c["records_per_s"], c["mib_per_s"], None)}
+    c2 = cpu_s(pid)
+    return {"produce": (p["records_per_s"], p["mib_per_s"], p["ack_latency_ms"]["p99"], per_gib(c1 - c0, args.records)),
+            "consume": (c["records_per_s"], c["mib_per_s"], None, per_gib(c2 - c1, args.records))}
 
 
 results = {}  # (client, acks, step) -> list of (rps, mibs, p99)
@@ -85,7 +102,7 @@ for r in range(args.rounds):
         for name, fn in (("librdkafka (kbench)", kbench), ("strand perf", strand)):
             b = Broker()
             try:
-                got = fn(acks)
+                got = fn(acks, b.proc.pid)
             finally:
                 b.stop()
             for step, v in got.items():
@@ -100,10 +117,12 @@ def mmm(vals, fmt):
     return f"{fmt.format(statistics.median(vals))} ({fmt.format(min(vals))}–{fmt.format(max(vals))})"
 
 
-lines = ["| client | acks | step | records/s | MiB/s | ack p99 ms |", "|---|---|---|---|---|---|"]
+lines = ["| client | acks | step | records/s | MiB/s | ack p99 ms | broker CPU s per GiB |",
+         "|---|---|---|---|---|---|---|"]
 for (name, acks, step), vals in sorted(results.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
     lines.append(f"| {name} | {acks} | {step} | {mmm([v[0] for v in vals], '{:,.0f}')} | "
-                 f"{mmm([v[1] for v in vals], '{:,.1f}')} | {mmm([v[2] for v in vals], '{:.1f}')} |")
+                 f"{mmm([v[1] for v in vals], '{:,.1f}')} | {mmm([v[2] for v in vals], '{:.1f}')} | "
+                 f"{mmm([v[3] for v in vals], '{:.2f}')} |")
 table = "\n".join(lines)
 print(table)
 if args.results:

@@ -5,14 +5,17 @@
 #
 # Builds strand and kbench (release), then runs kbench's matrix runner, which starts a fresh
 # broker (empty data dir) for every case, samples its idle and peak RSS and CPU, and reports
-# median (min-max) over the rounds. The summary is printed and appended to bench/RESULTS.md
-# with the date, the machine and the exact command. Default: the single-partition,
-# uncompressed produce (acks=1, acks=all) and consume cases, 3 rounds.
+# median (min-max) over the rounds. Then bench/client.py runs the same produce and consume
+# jobs with `strand perf` and with kbench, a fresh broker each, and reports the broker's CPU
+# per GiB. Both summaries are printed and appended to bench/RESULTS.md with the date, the
+# machine and the exact command. Default: every case of the matrix (issue 6's workloads:
+# acks=1/all, 1 and 6 partitions, none/lz4, consume, latency at 10,000 records/s with and
+# without linger.ms=0), 3 rounds: about 25 minutes on 2 cores. CLIENT=0 skips client.py.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 KBENCH_DIR="${KBENCH_DIR:-$ROOT/../shared/tools/kbench}"
 ROUNDS="${1:-3}"
-ONLY="${2:-^acks=(1|all) p=1 none$}"
+ONLY="${2:-.}"
 PORT="${PORT:-29292}"
 
 # kbench builds librdkafka from source: cmake and a few -dev packages.
@@ -43,3 +46,8 @@ echo "$SUMMARY"
     echo
     echo "$SUMMARY"
 } >> "$ROOT/bench/RESULTS.md"
+
+if [ "${CLIENT:-1}" != 0 ]; then
+    python3 "$ROOT/bench/client.py" --strand "$ROOT/target/release/strand" \
+        --kbench "$KB_TARGET/release/kbench" --rounds "$ROUNDS" --results "$ROOT/bench/RESULTS.md"
+fi

@@ -8,6 +8,7 @@
 #      (tests/interop/requirements.txt),
 #   3. builds the broker:            cargo build --release -p strand
 #   4. runs the Rust tests:          cargo test --workspace --release
+#      and runs each Criterion micro-benchmark once (no timing is checked),
 #   5. runs the interop suite:       .venv/bin/python -m pytest tests/interop -q
 #      against target/release/strand with real third-party clients.
 # Exits non-zero if any step fails.  A Rust toolchain (cargo >= 1.85) must
@@ -98,6 +99,12 @@ failed=()
 section "Rust tests: cargo test --workspace --release"
 if ! cargo test --workspace --release; then
     failed+=("cargo test")
+fi
+
+# ---------------------------------------------------------------------------
+section "Micro-benchmarks, each run once as a check: cargo test -p strand-bench --benches --release"
+if ! cargo test -p strand-bench --benches --release; then
+    failed+=("micro-benchmark check")
 fi
 
 # ---------------------------------------------------------------------------

@@ -23,7 +23,7 @@ use bytes::BytesMut;
 use strand_protocol::fetch::Piece;
 use strand_protocol::frame::{frame_len, FrameError, RequestFrame};
 use strand_storage::FileSlice;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Mutex};
@@ -79,8 +79,8 @@ pub async fn serve(
                 break;
             }
         };
-        let mut frame = BytesMut::zeroed(size);
-        if reader.read_exact(&mut frame).await.is_err() {
+        let mut frame = BytesMut::with_capacity(size);
+        if read_frame(&mut reader, &mut frame, size).await.is_err() {
             break;
         }
         let frame = match RequestFrame::parse(frame.freeze()) {
@@ -127,6 +127,26 @@ pub async fn serve(
 /// Enough for many small requests per `read`; larger frames bypass the buffer.
 const READ_BUFFER_BYTES: usize = 64 << 10;
 
+/// Fetch responses up to this size are assembled in memory and sent with one write: for a small
+/// response the system calls of a header write, a sendfile and a trailer write (each one waking
+/// the reader) cost more than copying the records.
+const COALESCE_BYTES: usize = 64 << 10;
+
+/// Reads exactly `size` bytes into `frame`'s spare capacity, without zero-filling it first.
+async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    frame: &mut BytesMut,
+    size: usize,
+) -> std::io::Result<()> {
+    while frame.len() < size {
+        let want = (size - frame.len()) as u64;
+        if (&mut *reader).take(want).read_buf(frame).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(())
+}
+
 async fn write_loop(
     writer: Arc<Mutex<OwnedWriteHalf>>,
     mut rx: mpsc::Receiver<Reply>,
@@ -164,16 +184,58 @@ async fn send(writer: &mut OwnedWriteHalf, response: Response) -> std::io::Resul
     match response {
         Response::Bytes(b) => writer.write_all(&b).await,
         Response::Pieces(pieces) => {
-            for p in pieces {
-                match p {
-                    Piece::Bytes(b) => writer.write_all(&b).await?,
-                    Piece::Records(Some(slice)) => {
-                        crate::sendfile::send_slice(writer, &slice).await?
-                    }
-                    Piece::Records(None) => {}
-                }
+            let total: usize = pieces.iter().map(piece_len).sum();
+            if total <= COALESCE_BYTES {
+                return writer.write_all(&assemble(&pieces, total)?).await;
             }
-            Ok(())
+            // Cork the socket so that the header, the file data and the trailer leave in full
+            // segments rather than a small one each; uncorking sends what is left.
+            let _ = rustix::net::sockopt::set_tcp_cork(writer.as_ref(), true);
+            let sent = send_pieces(writer, pieces).await;
+            let _ = rustix::net::sockopt::set_tcp_cork(writer.as_ref(), false);
+            sent
         }
     }
+}
+
+fn piece_len(p: &Piece<Option<FileSlice>>) -> usize {
+    match p {
+        Piece::Bytes(b) => b.len(),
+        Piece::Records(r) => r.as_ref().map_or(0, |s| s.len),
+    }
+}
+
+/// One buffer holding the whole response, file data read in.
+fn assemble(pieces: &[Piece<Option<FileSlice>>], total: usize) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = Vec::with_capacity(total);
+    for p in pieces {
+        match p {
+            Piece::Bytes(b) => buf.extend_from_slice(b),
+            Piece::Records(Some(slice)) => {
+                let start = buf.len();
+                buf.resize(start + slice.len, 0);
+                // A short read means the segment shrank under us, as in `send_slice`.
+                slice
+                    .file
+                    .read_exact_at(&mut buf[start..], slice.position)?;
+            }
+            Piece::Records(None) => {}
+        }
+    }
+    Ok(buf)
+}
+
+async fn send_pieces(
+    writer: &mut OwnedWriteHalf,
+    pieces: Vec<Piece<Option<FileSlice>>>,
+) -> std::io::Result<()> {
+    for p in pieces {
+        match p {
+            Piece::Bytes(b) => writer.write_all(&b).await?,
+            Piece::Records(Some(slice)) => crate::sendfile::send_slice(writer, &slice).await?,
+            Piece::Records(None) => {}
+        }
+    }
+    Ok(())
 }

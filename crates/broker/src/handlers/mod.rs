@@ -57,7 +57,7 @@ pub async fn dispatch(
             run_async(&frame, |r| create_partitions::handle(broker, r)).await
         }
         ApiKey::Produce => match decode_body(&frame) {
-            Ok(r) => produce::handle(broker, &frame, r),
+            Ok(r) => produce::handle(broker, frame, r),
             Err(e) => malformed(&frame, e),
         },
         ApiKey::Fetch => match decode_body(&frame) {

@@ -1,16 +1,18 @@
 //! Produce: validate and append each partition's batches; answer at once for `acks=1`, after
 //! fsync (group commit) for `acks=all`, and not at all for `acks=0`.
 
+use std::ops::Range;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader, TopicName};
 use strand_protocol::frame::RequestFrame;
 use strand_storage::LogError;
+use uuid::Uuid;
 
 use super::{respond, str};
 use crate::broker::{now_ms, Broker};
@@ -19,22 +21,97 @@ use crate::partition::Partition;
 
 const FIRST_WITH_TOPIC_ID: i16 = 13;
 
-pub fn handle(broker: &Arc<Broker>, frame: &RequestFrame, req: ProduceRequest) -> Reply {
+/// One partition's records: where they are in the request body.
+enum Records {
+    /// A range of the request body.
+    InBody(Range<usize>),
+    /// Not a slice of the body (never expected; copied so that it can still be appended).
+    Owned(BytesMut),
+    Missing,
+}
+
+struct PartitionPlan {
+    index: i32,
+    records: Records,
+}
+
+struct TopicPlan {
+    /// The name the request gave (answered back before v13).
+    request_name: TopicName,
+    topic_id: Uuid,
+    partitions: Vec<PartitionPlan>,
+}
+
+/// Takes the request apart into owned names and byte ranges, then lets go of every other
+/// reference to the frame's buffer, so that the batches can be stamped (base offset, leader
+/// epoch) in place and written from there: no copy of the records in user space.
+fn plan(frame: RequestFrame, mut req: ProduceRequest) -> (Vec<TopicPlan>, BytesMut) {
+    let body = frame.body;
+    let base = body.as_ptr() as usize;
+    let topic_data = std::mem::take(&mut req.topic_data);
+    drop(req); // the transactional id and tagged fields may be slices of the buffer
+    let mut topics = Vec::with_capacity(topic_data.len());
+    for topic in topic_data {
+        let partitions = topic
+            .partition_data
+            .into_iter()
+            .map(|pd| {
+                let records = match pd.records {
+                    None => Records::Missing,
+                    Some(r) => {
+                        let start = (r.as_ptr() as usize).wrapping_sub(base);
+                        if start <= body.len() && r.len() <= body.len() - start {
+                            Records::InBody(start..start + r.len())
+                        } else {
+                            Records::Owned(BytesMut::from(&r[..]))
+                        }
+                    }
+                };
+                PartitionPlan {
+                    index: pd.index,
+                    records,
+                }
+            })
+            .collect();
+        topics.push(TopicPlan {
+            request_name: TopicName(str(topic.name.to_string())),
+            topic_id: topic.topic_id,
+            partitions,
+        });
+    }
+    drop(frame.header); // its client id is a slice of the buffer too
+    let body = body
+        .try_into_mut()
+        .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+    (topics, body)
+}
+
+pub fn handle(broker: &Arc<Broker>, frame: RequestFrame, req: ProduceRequest) -> Reply {
     let version = frame.version();
+    // The answer needs only the API, version and correlation id.
+    let reply_to = RequestFrame {
+        api_key: frame.api_key,
+        header: RequestHeader::default()
+            .with_request_api_key(frame.header.request_api_key)
+            .with_request_api_version(version)
+            .with_correlation_id(frame.correlation_id()),
+        body: Bytes::new(),
+    };
     let acks = req.acks;
+    let (topics, mut body) = plan(frame, req);
     let image = broker.image();
     let now = now_ms();
     let mut to_sync: Vec<(usize, usize, Arc<Partition>, i64)> = Vec::new();
     let mut appended = false;
-    let mut responses = Vec::with_capacity(req.topic_data.len());
-    for (ti, topic) in req.topic_data.into_iter().enumerate() {
+    let mut responses = Vec::with_capacity(topics.len());
+    for (ti, topic) in topics.into_iter().enumerate() {
         let name = if version >= FIRST_WITH_TOPIC_ID {
             image.topic_by_id(&topic.topic_id).map(|t| t.name.clone())
         } else {
-            Some(topic.name.to_string())
+            Some(topic.request_name.to_string())
         };
-        let mut partition_responses = Vec::with_capacity(topic.partition_data.len());
-        for (pi, pd) in topic.partition_data.into_iter().enumerate() {
+        let mut partition_responses = Vec::with_capacity(topic.partitions.len());
+        for (pi, pd) in topic.partitions.into_iter().enumerate() {
             let mut r = PartitionProduceResponse::default()
                 .with_index(pd.index)
                 .with_base_offset(-1)
@@ -71,18 +148,25 @@ pub fn handle(broker: &Arc<Broker>, frame: &RequestFrame, req: ProduceRequest) -
                 partition_responses.push(error(r, e, None));
                 continue;
             };
-            let Some(records) = pd.records else {
-                partition_responses.push(error(
-                    r,
-                    ResponseError::InvalidRecord,
-                    Some("no record set".into()),
-                ));
-                continue;
+            let mut owned;
+            let buf: &mut [u8] = match pd.records {
+                Records::InBody(range) => &mut body[range],
+                Records::Owned(b) => {
+                    owned = b;
+                    &mut owned
+                }
+                Records::Missing => {
+                    partition_responses.push(error(
+                        r,
+                        ResponseError::InvalidRecord,
+                        Some("no record set".into()),
+                    ));
+                    continue;
+                }
             };
-            let mut buf = BytesMut::from(&records[..]);
             let result = {
                 let mut log = partition.log();
-                let result = log.append(&mut buf, partition.leader_epoch, now);
+                let result = log.append(buf, partition.leader_epoch, now);
                 if result.is_ok() {
                     let end = log.log_end_offset();
                     log.update_high_watermark(end);
@@ -119,7 +203,7 @@ pub fn handle(broker: &Arc<Broker>, frame: &RequestFrame, req: ProduceRequest) -
         responses.push(
             TopicProduceResponse::default()
                 .with_name(if version < FIRST_WITH_TOPIC_ID {
-                    topic.name
+                    topic.request_name
                 } else {
                     TopicName::default()
                 })
@@ -127,6 +211,9 @@ pub fn handle(broker: &Arc<Broker>, frame: &RequestFrame, req: ProduceRequest) -
                 .with_partition_responses(partition_responses),
         );
     }
+    // The records are on disk (or in the page cache): the request's bytes are not kept while
+    // an acks=all answer waits for fsync, memory that would grow with the queue.
+    drop(body);
     if appended {
         broker.notify_appended();
     }
@@ -135,28 +222,21 @@ pub fn handle(broker: &Arc<Broker>, frame: &RequestFrame, req: ProduceRequest) -
         0 => Reply::None,
         -1 if !to_sync.is_empty() => {
             let broker = broker.clone();
-            // Keep the header for the answer, not the request's bytes: they are on disk
-            // already, and holding them until the fsync is memory that grows with the queue.
-            let frame = RequestFrame {
-                api_key: frame.api_key,
-                header: frame.header.clone(),
-                body: bytes::Bytes::new(),
-            };
             Reply::Later(Box::pin(async move {
                 let mut response = response;
                 for (ti, pi, partition, offset) in to_sync {
                     if let Err(e) = broker.flusher.wait_durable(partition, offset).await {
                         let r = &mut response.responses[ti].partition_responses[pi];
                         r.error_code = ResponseError::KafkaStorageError.code();
-                        if frame.version() >= 8 {
+                        if version >= 8 {
                             r.error_message = Some(str(e));
                         }
                     }
                 }
-                respond(&frame, &response)
+                respond(&reply_to, &response)
             }))
         }
-        _ => respond(frame, &response),
+        _ => respond(&reply_to, &response),
     }
 }
 
@@ -166,5 +246,68 @@ fn log_append_error(partition: &Partition, e: &LogError) {
             tracing::debug!(partition = %partition.tp, error = %e, "refused batch")
         }
         _ => tracing::error!(partition = %partition.tp, error = %e, "append failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::ApiKey;
+    use kafka_protocol::protocol::{Encodable, HeaderVersion};
+    use strand_protocol::frame::decode_body;
+
+    fn request(version: i16, transactional: bool) -> (RequestFrame, ProduceRequest) {
+        let records = |fill: u8| Some(Bytes::from(vec![fill; 100]));
+        let req = ProduceRequest::default()
+            .with_transactional_id(
+                transactional.then(|| kafka_protocol::messages::TransactionalId(str("tx"))),
+            )
+            .with_acks(1)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(str("t")))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(records(1)),
+                    PartitionProduceData::default()
+                        .with_index(1)
+                        .with_records(records(2)),
+                    PartitionProduceData::default()
+                        .with_index(2)
+                        .with_records(None),
+                ])]);
+        let header = RequestHeader::default()
+            .with_request_api_key(ApiKey::Produce as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(7)
+            .with_client_id(Some(str("producer-1")));
+        let mut buf = BytesMut::new();
+        header
+            .encode(&mut buf, ProduceRequest::header_version(version))
+            .expect("header");
+        req.encode(&mut buf, version).expect("body");
+        let frame = RequestFrame::parse(buf.freeze()).expect("frame");
+        let req = decode_body(&frame).expect("decodes");
+        (frame, req)
+    }
+
+    #[test]
+    fn records_are_stamped_in_the_frame_buffer_without_a_copy() {
+        for (version, transactional) in [(3, false), (9, true), (11, false)] {
+            let (frame, req) = request(version, transactional);
+            let body_at = frame.body.as_ptr();
+            let (topics, body) = plan(frame, req);
+            assert_eq!(body.as_ptr(), body_at, "v{version}: the body was copied");
+            let parts = &topics[0].partitions;
+            assert_eq!(topics[0].request_name.as_str(), "t");
+            for (p, fill) in parts.iter().zip([1u8, 2]) {
+                let Records::InBody(range) = &p.records else {
+                    panic!("v{version}: partition {} not in the body", p.index)
+                };
+                assert!(body[range.clone()].iter().all(|b| *b == fill));
+            }
+            assert!(matches!(parts[2].records, Records::Missing));
+        }
     }
 }
