@@ -73,6 +73,34 @@ fn index_lookup(c: &mut Criterion) {
             segment.position_of(black_box(probe)).expect("reads")
         })
     });
+    // A fetch at the tail: the last 16 appends are remembered, so no header is read from the
+    // file; after a reopen the same read goes through the index and the headers.
+    let tail_dir = tempfile::tempdir().expect("temp dir");
+    let open = || {
+        PartitionLog::open(tail_dir.path(), LogConfig::default(), true, 10_000, 0)
+            .expect("log opens")
+            .0
+    };
+    let mut log = open();
+    let mut one = batch(1);
+    for _ in 0..10_000 {
+        log.append(&mut one, 0, 0).expect("append");
+    }
+    let end = log.log_end_offset();
+    let mut probe = 0i64;
+    let mut tail_read = |log: &PartitionLog| {
+        probe = (probe + 1) % 8;
+        let slice = log.read(black_box(end - 1 - probe), 1 << 20, end, true);
+        slice.expect("reads").expect("data")
+    };
+    g.bench_function("log read at the tail, from recent appends", |b| {
+        b.iter(|| tail_read(&log))
+    });
+    log.close().expect("clean close");
+    let log = open();
+    g.bench_function("log read at the tail, after a reopen", |b| {
+        b.iter(|| tail_read(&log))
+    });
     g.finish();
 }
 

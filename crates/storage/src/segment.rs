@@ -1,6 +1,6 @@
 //! One segment: a `.log` file of batches named by its base offset, with its two indexes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -58,7 +58,14 @@ pub struct Segment {
     /// validated on produce, and a recovery scan checks everything it keeps; a segment loaded
     /// after a clean stop is checked lazily, the first time each range is read.
     verified: Mutex<BTreeMap<u64, u64>>,
+    /// The last batches appended since the segment was opened, oldest first: a consumer near
+    /// the tail finds its batch here without reading headers from the file. Empty until the
+    /// first append, so idle partitions cost nothing.
+    recent: VecDeque<BatchPosition>,
 }
+
+/// How many appended batches [`Segment::position_of`] can find without reading the file.
+const RECENT_BATCHES: usize = 16;
 
 impl Segment {
     fn paths(dir: &Path, base_offset: i64) -> (PathBuf, PathBuf, PathBuf) {
@@ -94,6 +101,7 @@ impl Segment {
             created_ms: now_ms,
             first_batch_timestamp: None,
             verified: Mutex::new(BTreeMap::new()),
+            recent: VecDeque::new(),
         }
     }
 
@@ -240,6 +248,15 @@ impl Segment {
 
     /// Position of the first batch that holds `offset` or anything after it.
     pub fn position_of(&self, offset: i64) -> Result<Option<BatchPosition>> {
+        // The recent batches are the segment's tail, contiguous: if the oldest starts at or
+        // before `offset`, the answer is among them, or there is none.
+        if self.recent.front().is_some_and(|b| b.base_offset <= offset) {
+            return Ok(self
+                .recent
+                .iter()
+                .find(|b| b.last_offset >= offset)
+                .copied());
+        }
         let mut position = self.offset_index.lookup(offset).map_or(0, |e| e.position);
         while let Some(b) = self.batch_at(position)? {
             if b.last_offset >= offset {
@@ -254,6 +271,10 @@ impl Segment {
     pub fn end_position_before(&self, offset: i64) -> Result<u64> {
         if offset >= self.next_offset {
             return Ok(self.size);
+        }
+        if self.recent.front().is_some_and(|b| b.base_offset < offset) {
+            let found = self.recent.iter().find(|b| b.base_offset >= offset);
+            return Ok(found.map_or(self.size, |b| b.position));
         }
         let mut position = self.offset_index.lookup(offset).map_or(0, |e| e.position);
         while let Some(b) = self.batch_at(position)? {
@@ -274,10 +295,15 @@ impl Segment {
             return Err(LogError::io(&self.log_path)(e));
         }
         for b in batches {
-            self.index_batch(BatchPosition {
+            let b = BatchPosition {
                 position: start + b.position,
                 ..*b
-            });
+            };
+            self.index_batch(b);
+            if self.recent.len() == RECENT_BATCHES {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(b);
         }
         self.size = start + data.len() as u64;
         // Appended batches were validated (CRC included) on their way in: a fetch need not
@@ -362,6 +388,7 @@ impl Segment {
     /// Scans every batch from the start, checking length, CRC and offset order; truncates the
     /// file at the first batch that fails and rebuilds both indexes.
     pub fn recover(&mut self, batch_bytes_max: u64) -> Result<SegmentRecovery> {
+        self.recent.clear();
         self.offset_index.clear();
         self.time_index.clear();
         self.bytes_since_index = 0;
