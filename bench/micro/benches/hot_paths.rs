@@ -13,8 +13,13 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use bytes::Bytes;
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, Throughput,
+};
 use kafka_protocol::messages::{FetchRequest, ProduceRequest};
+use kafka_protocol::protocol::Decodable;
 use strand_bench::{batch, fetch_frame, produce_frame, small_batches, PRODUCE_VERSIONS};
 use strand_protocol::batch::validate_record_set;
 use strand_protocol::frame::{decode_body, RequestFrame};
@@ -144,32 +149,28 @@ fn request_decode(c: &mut Criterion) {
     let mut g = c.benchmark_group("request_decode");
     let records = batch(1000).freeze();
     for v in PRODUCE_VERSIONS {
-        let bytes = produce_frame(v, records.clone());
-        g.bench_function(format!("produce v{v}, 1 MiB of records"), |b| {
-            b.iter_batched(
-                || bytes.clone(),
-                |bytes| {
-                    let frame = RequestFrame::parse(bytes).expect("parses");
-                    decode_body::<ProduceRequest>(&frame).expect("decodes")
-                },
-                BatchSize::SmallInput,
-            )
-        });
+        let name = format!("produce v{v}, 1 MiB of records");
+        decode::<ProduceRequest>(&mut g, &name, produce_frame(v, records.clone()));
     }
     for partitions in [1, 100] {
-        let bytes = fetch_frame(12, partitions);
-        g.bench_function(format!("fetch v12, {partitions} partitions"), |b| {
-            b.iter_batched(
-                || bytes.clone(),
-                |bytes| {
-                    let frame = RequestFrame::parse(bytes).expect("parses");
-                    decode_body::<FetchRequest>(&frame).expect("decodes")
-                },
-                BatchSize::SmallInput,
-            )
-        });
+        let name = format!("fetch v12, {partitions} partitions");
+        decode::<FetchRequest>(&mut g, &name, fetch_frame(12, partitions));
     }
     g.finish();
+}
+
+/// Parses the frame and decodes its body, as the connection and `dispatch` do.
+fn decode<R: Decodable>(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, bytes: Bytes) {
+    g.bench_function(name, |b| {
+        b.iter_batched(
+            || bytes.clone(),
+            |bytes| {
+                let frame = RequestFrame::parse(bytes).expect("parses");
+                decode_body::<R>(&frame).expect("decodes")
+            },
+            BatchSize::SmallInput,
+        )
+    });
 }
 
 criterion_group!(

@@ -12,10 +12,10 @@
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ApiKey, FetchRequest, ProduceRequest, RequestHeader, TopicName};
-use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::messages::{ApiKey, FetchRequest, ProduceRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
-use strand_protocol::testing::{encode, record};
+use strand_protocol::testing::{encode, record, request_frame};
 
 /// Bytes of each record's value.
 pub const RECORD_BYTES: usize = 1024;
@@ -53,12 +53,7 @@ pub fn produce_frame(version: i16, records: Bytes) -> Bytes {
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(0)
                 .with_records(Some(records))])]);
-    frame(
-        ApiKey::Produce,
-        version,
-        &body,
-        ProduceRequest::header_version(version),
-    )
+    request_frame(ApiKey::Produce, version, 1, "rdkafka", &body)
 }
 
 /// A Fetch request frame for `partitions` partitions of topic `bench`, as a consumer sends it.
@@ -80,27 +75,7 @@ pub fn fetch_frame(version: i16, partitions: i32) -> Bytes {
                     })
                     .collect(),
             )]);
-    frame(
-        ApiKey::Fetch,
-        version,
-        &body,
-        FetchRequest::header_version(version),
-    )
-}
-
-fn frame(key: ApiKey, version: i16, body: &impl Encodable, header_version: i16) -> Bytes {
-    let header = RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(1)
-        .with_client_id(Some(StrBytes::from_static_str("rdkafka")));
-    let mut buf = BytesMut::new();
-    header
-        .encode(&mut buf, header_version)
-        .expect("request header encodes");
-    body.encode(&mut buf, version)
-        .expect("request body encodes");
-    buf.freeze()
+    request_frame(ApiKey::Fetch, version, 1, "rdkafka", &body)
 }
 
 #[cfg(test)]

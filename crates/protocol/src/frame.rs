@@ -149,20 +149,9 @@ pub fn decode_body<R: Decodable>(frame: &RequestFrame) -> Result<R, String> {
 mod tests {
     use super::*;
     use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest};
-    use kafka_protocol::protocol::StrBytes;
 
     fn request_bytes(key: ApiKey, version: i16, body: &impl Encodable) -> Bytes {
-        let header = RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(42)
-            .with_client_id(Some(StrBytes::from_static_str("t")));
-        let mut buf = BytesMut::new();
-        header
-            .encode(&mut buf, key.request_header_version(version))
-            .unwrap();
-        body.encode(&mut buf, version).unwrap();
-        buf.freeze()
+        crate::testing::request_frame(key, version, 42, "t", body)
     }
 
     #[test]

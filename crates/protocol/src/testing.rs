@@ -2,6 +2,8 @@
 //! sends them. Hidden from the docs; used by the test suites of several crates.
 
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
@@ -39,4 +41,27 @@ pub fn encode(records: &[Record], compression: Compression) -> BytesMut {
     )
     .expect("test records encode");
     buf
+}
+
+/// A request frame as a client sends it: header (with `client_id`) and body at `version`,
+/// without the size prefix.
+pub fn request_frame(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    client_id: &'static str,
+    body: &impl Encodable,
+) -> Bytes {
+    let header = RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str(client_id)));
+    let mut buf = BytesMut::new();
+    header
+        .encode(&mut buf, key.request_header_version(version))
+        .expect("test request header encodes");
+    body.encode(&mut buf, version)
+        .expect("test request body encodes");
+    buf.freeze()
 }

@@ -254,8 +254,8 @@ mod tests {
     use super::*;
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     use kafka_protocol::messages::ApiKey;
-    use kafka_protocol::protocol::{Encodable, HeaderVersion};
     use strand_protocol::frame::decode_body;
+    use strand_protocol::testing::request_frame;
 
     fn request(version: i16, transactional: bool) -> (RequestFrame, ProduceRequest) {
         let records = |fill: u8| Some(Bytes::from(vec![fill; 100]));
@@ -277,17 +277,8 @@ mod tests {
                         .with_index(2)
                         .with_records(None),
                 ])]);
-        let header = RequestHeader::default()
-            .with_request_api_key(ApiKey::Produce as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(7)
-            .with_client_id(Some(str("producer-1")));
-        let mut buf = BytesMut::new();
-        header
-            .encode(&mut buf, ProduceRequest::header_version(version))
-            .expect("header");
-        req.encode(&mut buf, version).expect("body");
-        let frame = RequestFrame::parse(buf.freeze()).expect("frame");
+        let bytes = request_frame(ApiKey::Produce, version, 7, "producer-1", &req);
+        let frame = RequestFrame::parse(bytes).expect("frame");
         let req = decode_body(&frame).expect("decodes");
         (frame, req)
     }
