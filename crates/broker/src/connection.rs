@@ -11,6 +11,9 @@
 //! through a buffer, so pipelined small requests take one `read` between them rather than two
 //! each.
 //!
+//! Fetch responses of up to 64 KiB are assembled and sent with one write; larger ones go out as
+//! header, `sendfile` and trailer on a corked socket.
+//!
 //! A malformed frame closes this connection only, with a log line.
 
 use std::future::Future;
