@@ -11,8 +11,57 @@ use strand_storage::segment::file_stem;
 use super::batch::Layout;
 use super::{is_canonical_name, Dumper, Kind};
 
-const OFFSET_ENTRY_BYTES: usize = 8;
-const TIME_ENTRY_BYTES: usize = 12;
+/// How one kind of index lays out its entries: a relative offset and one other field.
+struct EntryFormat {
+    entry_bytes: usize,
+    /// Starts the messages about it ("Index mismatch in ...").
+    label: &'static str,
+    json_type: &'static str,
+    /// The relative offset and the other field of an entry.
+    parse: fn(&[u8]) -> (u32, i64),
+    /// The other field's name, and whether it is printed before the offset.
+    value_name: &'static str,
+    value_first: bool,
+}
+
+impl EntryFormat {
+    /// The entry's two fields, named, in the order Kafka's dump prints them.
+    fn fields(&self, offset: i64, value: i64) -> [(&'static str, i64); 2] {
+        if self.value_first {
+            [(self.value_name, value), ("offset", offset)]
+        } else {
+            [("offset", offset), (self.value_name, value)]
+        }
+    }
+}
+
+fn be_u32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// `.index`: relative offset (4 bytes), position (4 bytes).
+const OFFSET_INDEX: EntryFormat = EntryFormat {
+    entry_bytes: 8,
+    label: "Index",
+    json_type: "indexEntry",
+    parse: |e| (be_u32(&e[..4]), i64::from(be_u32(&e[4..8]))),
+    value_name: "position",
+    value_first: false,
+};
+
+/// `.timeindex`: timestamp (8 bytes), relative offset (4 bytes).
+const TIME_INDEX: EntryFormat = EntryFormat {
+    entry_bytes: 12,
+    label: "Time index",
+    json_type: "timeIndexEntry",
+    parse: |e| {
+        let mut ts = [0u8; 8];
+        ts.copy_from_slice(&e[..8]);
+        (be_u32(&e[8..12]), i64::from_be_bytes(ts))
+    },
+    value_name: "timestamp",
+    value_first: true,
+};
 
 impl Dumper<'_> {
     /// Reads an index file whole (index files are small; the read is bounded by its size).
@@ -61,115 +110,102 @@ impl Dumper<'_> {
     }
 
     pub(super) fn dump_offset_index(&mut self, path: &Path, base: i64) -> io::Result<()> {
-        let Some(bytes) = self.read_index(path, OFFSET_ENTRY_BYTES)? else {
+        let Some(bytes) = self.read_index(path, OFFSET_INDEX.entry_bytes)? else {
             return Ok(());
         };
         let layout = self.layout_beside(path)?;
-        let file = path.display().to_string();
-        let verify_only = self.args.verify_index_only;
-        // Only the problems of the entries count in the verdict, not those reported above.
-        let problems_before = self.totals.problems;
-        let mut last: Option<(i64, u64)> = None;
-        for (i, e) in bytes.chunks_exact(OFFSET_ENTRY_BYTES).enumerate() {
-            let rel = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
-            let position = u64::from(u32::from_be_bytes([e[4], e[5], e[6], e[7]]));
-            // Kafka preallocates index files and fills them with zeros: that ends the entries.
-            if i > 0 && rel == 0 && position == 0 {
-                break;
-            }
-            self.totals.index_entries += 1;
-            let Some(offset) = base.checked_add(i64::from(rel)) else {
-                self.problem(
-                    path,
-                    "index_mismatch",
-                    format!("Index mismatch in {file}: entry {i} overflows the offset range"),
-                )?;
-                continue;
-            };
-            if !verify_only {
-                if self.json() {
-                    self.emit_json(&serde_json::json!({
-                        "type": "indexEntry", "file": file, "offset": offset, "position": position
-                    }))?;
-                } else {
-                    writeln!(self.out, "offset: {offset} position: {position}")?;
-                }
-            }
-            if let Some((lo, lp)) = last {
-                if offset <= lo || position <= lp {
-                    self.problem(
-                        path,
-                        "index_order",
-                        format!(
-                            "Index out of order in {file}: entry {i} (offset {offset}, position {position}) does not follow offset {lo}, position {lp}"
-                        ),
-                    )?;
-                }
-            }
-            last = Some((offset, position));
-            let mismatch = layout
-                .as_ref()
-                .and_then(|l| offset_entry_mismatch(l, &file, offset, position));
-            if let Some(message) = mismatch {
-                self.problem(path, "index_mismatch", message)?;
-            }
-        }
-        self.verdict(path, &file, self.totals.problems - problems_before)
+        self.walk_entries(
+            path,
+            base,
+            &bytes,
+            &OFFSET_INDEX,
+            |file, offset, position| {
+                let position = position as u64; // parsed from a u32
+                layout
+                    .as_ref()
+                    .and_then(|l| offset_entry_mismatch(l, file, offset, position))
+            },
+        )
     }
 
     pub(super) fn dump_time_index(&mut self, path: &Path, base: i64) -> io::Result<()> {
-        let Some(bytes) = self.read_index(path, TIME_ENTRY_BYTES)? else {
+        let Some(bytes) = self.read_index(path, TIME_INDEX.entry_bytes)? else {
             return Ok(());
         };
         let layout = self.layout_beside(path)?;
         let running_max = layout.as_ref().map_or_else(Vec::new, running_max);
+        self.walk_entries(
+            path,
+            base,
+            &bytes,
+            &TIME_INDEX,
+            |file, offset, timestamp| {
+                layout
+                    .as_ref()
+                    .and_then(|l| time_entry_mismatch(l, &running_max, file, timestamp, offset))
+            },
+        )
+    }
+
+    /// Prints (unless --verify-index-only) and checks every entry of an index: each must
+    /// follow the one before in both fields, and `mismatch(file, offset, value)` says what is
+    /// wrong with it against the segment, if anything.
+    fn walk_entries(
+        &mut self,
+        path: &Path,
+        base: i64,
+        bytes: &[u8],
+        format: &EntryFormat,
+        mismatch: impl Fn(&str, i64, i64) -> Option<String>,
+    ) -> io::Result<()> {
         let file = path.display().to_string();
+        let label = format.label;
         let verify_only = self.args.verify_index_only;
-        // Only the problems of the entries count in the verdict, not those reported above.
+        // Only the problems of the entries count in the verdict, not those reported before.
         let problems_before = self.totals.problems;
-        let mut last: Option<(i64, i64)> = None;
-        for (i, e) in bytes.chunks_exact(TIME_ENTRY_BYTES).enumerate() {
-            let mut ts = [0u8; 8];
-            ts.copy_from_slice(&e[..8]);
-            let timestamp = i64::from_be_bytes(ts);
-            let rel = u32::from_be_bytes([e[8], e[9], e[10], e[11]]);
-            if i > 0 && timestamp == 0 && rel == 0 {
+        let mut last: Option<[i64; 2]> = None;
+        for (i, e) in bytes.chunks_exact(format.entry_bytes).enumerate() {
+            // Kafka preallocates index files and fills them with zeros: that ends the entries.
+            if i > 0 && e.iter().all(|b| *b == 0) {
                 break;
             }
             self.totals.index_entries += 1;
+            let (rel, value) = (format.parse)(e);
             let Some(offset) = base.checked_add(i64::from(rel)) else {
                 self.problem(
                     path,
                     "index_mismatch",
-                    format!("Time index mismatch in {file}: entry {i} overflows the offset range"),
+                    format!("{label} mismatch in {file}: entry {i} overflows the offset range"),
                 )?;
                 continue;
             };
+            let fields = format.fields(offset, value);
+            let [(n0, v0), (n1, v1)] = fields;
             if !verify_only {
                 if self.json() {
-                    self.emit_json(&serde_json::json!({
-                        "type": "timeIndexEntry", "file": file, "timestamp": timestamp, "offset": offset
-                    }))?;
+                    let mut entry = serde_json::Map::new();
+                    entry.insert("type".into(), format.json_type.into());
+                    entry.insert("file".into(), file.clone().into());
+                    entry.insert(n0.into(), v0.into());
+                    entry.insert(n1.into(), v1.into());
+                    self.emit_json(&serde_json::Value::Object(entry))?;
                 } else {
-                    writeln!(self.out, "timestamp: {timestamp} offset: {offset}")?;
+                    writeln!(self.out, "{n0}: {v0} {n1}: {v1}")?;
                 }
             }
-            if let Some((lt, lo)) = last {
-                if timestamp <= lt || offset <= lo {
+            if let Some([l0, l1]) = last {
+                if v0 <= l0 || v1 <= l1 {
                     self.problem(
                         path,
                         "index_order",
                         format!(
-                            "Time index out of order in {file}: entry {i} (timestamp {timestamp}, offset {offset}) does not follow timestamp {lt}, offset {lo}"
+                            "{label} out of order in {file}: entry {i} ({n0} {v0}, {n1} {v1}) does not follow {n0} {l0}, {n1} {l1}"
                         ),
                     )?;
                 }
             }
-            last = Some((timestamp, offset));
-            let mismatch = layout
-                .as_ref()
-                .and_then(|l| time_entry_mismatch(l, &running_max, &file, timestamp, offset));
-            if let Some(message) = mismatch {
+            last = Some([v0, v1]);
+            if let Some(message) = mismatch(&file, offset, value) {
                 self.problem(path, "index_mismatch", message)?;
             }
         }
