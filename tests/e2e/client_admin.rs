@@ -311,19 +311,8 @@ async fn active_classic_groups_show_members_and_refuse_admin_changes() -> anyhow
     admin.create_topic(NewTopic::new("ct", 3, 1)).await?;
     let mut c = broker.client().await?;
     let (member, generation) = join_group(&mut c, "active", 9).await?;
-    let sync = SyncGroupRequest::default()
-        .with_group_id(GroupId(s("active")))
-        .with_generation_id(generation)
-        .with_member_id(s(&member))
-        .with_protocol_type(Some(s("consumer")))
-        .with_protocol_name(Some(s("range")))
-        .with_assignments(vec![
-            sync_group_request::SyncGroupRequestAssignment::default()
-                .with_member_id(s(&member))
-                .with_assignment(assignment_bytes("ct", vec![2, 0])),
-        ]);
-    let r: SyncGroupResponse = c.send(ApiKey::SyncGroup, 5, &sync).await?;
-    assert_eq!(r.error_code, 0);
+    let assignment = assignment_bytes("ct", vec![2, 0]);
+    sync_alone(&mut c, "active", &member, generation, assignment).await?;
 
     let d = admin.describe_groups(&["active".into()]).await?;
     let g = &d[0];

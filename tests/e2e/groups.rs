@@ -15,17 +15,14 @@ async fn group_state_and_offsets_survive_a_restart() -> anyhow::Result<()> {
     let mut c = broker.client().await?;
     create_topic(&mut c, "t", 2, &[]).await?;
     let (member, generation) = join_group(&mut c, "g", 9).await?;
-    let sync = SyncGroupRequest::default()
-        .with_group_id(GroupId(s("g")))
-        .with_generation_id(generation)
-        .with_member_id(s(&member))
-        .with_assignments(vec![
-            sync_group_request::SyncGroupRequestAssignment::default()
-                .with_member_id(s(&member))
-                .with_assignment(bytes::Bytes::from_static(b"t0t1")),
-        ]);
-    let r: SyncGroupResponse = c.send(ApiKey::SyncGroup, 5, &sync).await?;
-    assert_eq!(r.error_code, 0);
+    sync_alone(
+        &mut c,
+        "g",
+        &member,
+        generation,
+        bytes::Bytes::from_static(b"t0t1"),
+    )
+    .await?;
     let mut commit = commit_request("g", "t", 1, 77);
     commit.generation_id_or_member_epoch = generation;
     commit.member_id = s(&member);
@@ -269,17 +266,7 @@ async fn offset_delete_keeps_offsets_of_topics_the_group_consumes() -> anyhow::R
     // A classic "consumer" group whose member metadata (b"m") is no readable subscription:
     // it may consume anything, so none of its offsets may go.
     let (member, generation) = join_group(&mut c, "g", 9).await?;
-    let sync = SyncGroupRequest::default()
-        .with_group_id(GroupId(s("g")))
-        .with_generation_id(generation)
-        .with_member_id(s(&member))
-        .with_assignments(vec![
-            sync_group_request::SyncGroupRequestAssignment::default()
-                .with_member_id(s(&member))
-                .with_assignment(bytes::Bytes::new()),
-        ]);
-    let r: SyncGroupResponse = c.send(ApiKey::SyncGroup, 5, &sync).await?;
-    assert_eq!(r.error_code, 0);
+    sync_alone(&mut c, "g", &member, generation, bytes::Bytes::new()).await?;
     for t in ["t", "u"] {
         let mut commit = commit_request("g", t, 0, 5);
         commit.generation_id_or_member_epoch = generation;

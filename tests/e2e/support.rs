@@ -199,3 +199,28 @@ pub async fn join_group(
     }
     anyhow::bail!("MEMBER_ID_REQUIRED twice")
 }
+
+/// The lone member of a group that [`join_group`] joined syncs with `assignment` for itself
+/// (SyncGroup v5, protocol `consumer`/`range` as joined); fails unless the broker says 0.
+pub async fn sync_alone(
+    c: &mut RawClient,
+    group: &str,
+    member: &str,
+    generation: i32,
+    assignment: Bytes,
+) -> anyhow::Result<()> {
+    let sync = SyncGroupRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_generation_id(generation)
+        .with_member_id(s(member))
+        .with_protocol_type(Some(s("consumer")))
+        .with_protocol_name(Some(s("range")))
+        .with_assignments(vec![
+            sync_group_request::SyncGroupRequestAssignment::default()
+                .with_member_id(s(member))
+                .with_assignment(assignment),
+        ]);
+    let r: SyncGroupResponse = c.send(ApiKey::SyncGroup, 5, &sync).await?;
+    anyhow::ensure!(r.error_code == 0, "sync: {r:?}");
+    Ok(())
+}
