@@ -356,6 +356,19 @@ fn bad_joins_get_kafka_errors_and_change_nothing() {
     );
 }
 
+/// Every one of `members` leaves group `g` in one LeaveGroup (v5).
+fn leave_all(h: &mut Harness, members: &[&str]) {
+    let leave = LeaveGroupRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_members(
+            members
+                .iter()
+                .map(|m| MemberIdentity::default().with_member_id(s(m)))
+                .collect(),
+        );
+    h.c.leave(&leave, 5, h.now);
+}
+
 fn commit(h: &mut Harness, member: &str, generation: i32, offset: i64) -> i16 {
     let req = OffsetCommitRequest::default()
         .with_group_id(GroupId(s("g")))
@@ -434,15 +447,7 @@ fn delete_groups_refuses_groups_with_members() {
         h.c.delete_groups(&req).0.results[0].error_code,
         E::NonEmptyGroup.code()
     );
-    let leave = LeaveGroupRequest::default()
-        .with_group_id(GroupId(s("g")))
-        .with_members(
-            [&a, &b, &c]
-                .iter()
-                .map(|m| MemberIdentity::default().with_member_id(s(m)))
-                .collect(),
-        );
-    h.c.leave(&leave, 5, h.now);
+    leave_all(&mut h, &[&a, &b, &c]);
     assert_eq!(h.state(), GroupState::Empty);
     let (resp, out) = h.c.delete_groups(&req);
     assert_eq!(resp.results[0].error_code, 0);
@@ -532,15 +537,7 @@ fn offset_delete_refuses_a_consumer_group_whose_subscriptions_cannot_be_read() {
     assert_eq!(h.records.len(), before, "nothing deleted");
     assert_eq!(h.c.fetch_offsets("g", None).len(), 2);
     // Once the group is empty nothing is consumed any more.
-    let leave = LeaveGroupRequest::default()
-        .with_group_id(GroupId(s("g")))
-        .with_members(
-            [&a, &b, &c]
-                .iter()
-                .map(|m| MemberIdentity::default().with_member_id(s(m)))
-                .collect(),
-        );
-    h.c.leave(&leave, 5, h.now);
+    leave_all(&mut h, &[&a, &b, &c]);
     assert_eq!(offset_delete(&mut h, &["t"]), (0, vec![0]));
     assert_eq!(h.c.fetch_offsets("g", None).len(), 1);
 }
