@@ -223,7 +223,7 @@ fn append(
             }
             Err(e) => {
                 tracing::error!(partition = %partition.tp, error = %e, "cannot append group records");
-                return Err(e.kafka_error_code());
+                return Err(crate::errors::log(&e).code());
             }
         }
     }

@@ -28,6 +28,7 @@
 pub mod broker;
 pub mod config;
 pub mod connection;
+mod errors;
 mod flusher;
 pub mod groups;
 mod handlers;

@@ -150,8 +150,7 @@ impl GroupCoordinator {
         let config = self.config.clone();
         let group = self
             .groups
-            .entry(group_id.clone())
-            .or_insert_with(|| Group::new(&group_id, now));
+            .get_or_insert_with(group_id.clone(), || Group::new(&group_id, now));
         if group.state == GroupState::Dead {
             reply(
                 &mut out,
@@ -743,7 +742,20 @@ impl GroupCoordinator {
 
     /// Fires the timeouts due at `now`: pending member ids, ends of join phases, sessions.
     pub(crate) fn tick_classic(&mut self, now: i64, out: &mut Outcome) {
-        let ids: Vec<String> = self.groups.keys().cloned().collect();
+        // Only groups with something due are touched (a touched group is saved for a revert).
+        let ids: Vec<String> = self
+            .groups
+            .values()
+            .filter(|g| {
+                g.pending.values().any(|deadline| *deadline <= now)
+                    || g.members
+                        .values()
+                        .any(|m| m.awaiting_join.is_none() && m.session_deadline_ms <= now)
+                    || (g.state == GroupState::PreparingRebalance
+                        && g.join_deadline_ms.is_some_and(|d| now >= d))
+            })
+            .map(|g| g.id.clone())
+            .collect();
         for id in ids {
             let Some(group) = self.groups.get_mut(&id) else {
                 continue;

@@ -338,8 +338,7 @@ impl GroupCoordinator {
         let interval = self.config.consumer_heartbeat_interval_ms;
         let group = self
             .consumer_groups
-            .entry(group_id.clone())
-            .or_insert_with(|| ConsumerGroup {
+            .get_or_insert_with(group_id.clone(), || ConsumerGroup {
                 id: group_id.clone(),
                 assignor: "uniform".into(),
                 ..Default::default()
@@ -549,7 +548,16 @@ impl GroupCoordinator {
 
     /// Drops consumer-group members whose session expired.
     pub(crate) fn tick_consumer(&mut self, now: i64) {
-        for g in self.consumer_groups.values_mut() {
+        let due: Vec<String> = self
+            .consumer_groups
+            .values()
+            .filter(|g| g.members.values().any(|m| m.session_deadline_ms <= now))
+            .map(|g| g.id.clone())
+            .collect();
+        for group_id in due {
+            let Some(g) = self.consumer_groups.get_mut(&group_id) else {
+                continue;
+            };
             let expired: Vec<String> = g
                 .members
                 .values()

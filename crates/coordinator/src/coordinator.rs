@@ -1,15 +1,17 @@
 //! The group coordinator: every group, driven by requests and `now`, answering with the
 //! records to append to `__consumer_offsets` and the replies to send.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::consumer_protocol_subscription::ConsumerProtocolSubscription;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
-use crate::group::{Group, GroupState, RequestId};
+use crate::group::{Group, GroupState};
+use crate::journal::JournaledMap;
 use crate::records::{GroupRecord, OffsetValue};
+use crate::runtime::{self, BatchKind, Replayed, Shard};
 
 fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
@@ -64,36 +66,35 @@ pub enum Reply {
     Sync(SyncGroupResponse),
 }
 
-/// What a call produced: records to append (then replay is a no-op: the state already
-/// holds them), and replies for held requests, to send once the records are appended.
-#[derive(Debug, Default)]
-pub struct Outcome {
-    pub records: Vec<GroupRecord>,
-    pub replies: Vec<(RequestId, Reply)>,
-}
+/// What a call produced: records to append to the shard's `__consumer_offsets` partition,
+/// and replies for held requests, sent once the records are durable. The group coordinator
+/// changes its state as it handles a request; the runtime reverts the change if the records
+/// cannot be appended (see [`runtime`]).
+pub type Outcome = runtime::Outcome<GroupRecord, Reply>;
 
+/// The groups of one `__consumer_offsets` partition.
 #[derive(Debug, Default)]
 pub struct GroupCoordinator {
     pub(crate) config: GroupConfig,
     /// Classic groups, including Kafka's "simple" groups: an empty classic group with no
     /// protocol type, made for offsets committed outside any group.
-    pub(crate) groups: HashMap<String, Group>,
+    pub(crate) groups: JournaledMap<String, Group>,
     /// KIP-848 consumer groups (membership only, in memory). Where an id is in both maps
     /// (a simple group rebuilt from offsets at load, then joined by KIP-848 members), the
     /// consumer group is the group; the classic entry is a member-less leftover.
-    pub(crate) consumer_groups: HashMap<String, crate::consumer::ConsumerGroup>,
+    pub(crate) consumer_groups: JournaledMap<String, crate::consumer::ConsumerGroup>,
     /// Committed offsets of every group, classic or KIP-848, by group id: kept apart from
     /// both so that committing for a consumer group never makes a classic group.
-    pub(crate) offsets: HashMap<String, Offsets>,
+    pub(crate) offsets: JournaledMap<String, Offsets>,
 }
 
 impl GroupCoordinator {
     pub fn new(config: GroupConfig) -> Self {
         Self {
             config,
-            groups: HashMap::new(),
-            consumer_groups: HashMap::new(),
-            offsets: HashMap::new(),
+            groups: JournaledMap::new(),
+            consumer_groups: JournaledMap::new(),
+            offsets: JournaledMap::new(),
         }
     }
 
@@ -134,12 +135,10 @@ impl GroupCoordinator {
                     // what is left of one until its members rejoin.
                     if !self.consumer_groups.contains_key(&group) {
                         self.groups
-                            .entry(group.clone())
-                            .or_insert_with(|| Group::new(&group, now));
+                            .get_or_insert_with(group.clone(), || Group::new(&group, now));
                     }
                     self.offsets
-                        .entry(group)
-                        .or_default()
+                        .get_or_insert_with(group, Default::default)
                         .insert((topic, partition), v);
                 }
                 None => {
@@ -197,7 +196,8 @@ impl GroupCoordinator {
             offsets,
             ..
         } = self;
-        for (id, committed) in offsets.iter_mut() {
+        let mut expired: Vec<(String, String, i32)> = Vec::new();
+        for (id, committed) in offsets.iter() {
             // `since`: the moment every offset starts to age from, if not its commit time.
             let (since, subscribed) = if let Some(cg) = consumer_groups.get(id) {
                 (None, cg.subscribed_topics())
@@ -210,23 +210,26 @@ impl GroupCoordinator {
             } else {
                 (None, BTreeSet::new())
             };
-            let expired: Vec<(String, i32)> = committed
-                .iter()
-                .filter(|((topic, _), v)| {
-                    let base = since.unwrap_or(v.commit_timestamp_ms);
-                    !subscribed.contains(topic) && base.saturating_add(retention) <= now
-                })
-                .map(|(k, _)| k.clone())
-                .collect();
-            for (topic, partition) in expired {
+            expired.extend(
+                committed
+                    .iter()
+                    .filter(|((topic, _), v)| {
+                        let base = since.unwrap_or(v.commit_timestamp_ms);
+                        !subscribed.contains(topic) && base.saturating_add(retention) <= now
+                    })
+                    .map(|((topic, partition), _)| (id.clone(), topic.clone(), *partition)),
+            );
+        }
+        for (id, topic, partition) in expired {
+            if let Some(committed) = offsets.get_mut(&id) {
                 committed.remove(&(topic.clone(), partition));
-                out.records.push(GroupRecord::Offset {
-                    group: id.clone(),
-                    topic,
-                    partition,
-                    value: None,
-                });
             }
+            out.records.push(GroupRecord::Offset {
+                group: id,
+                topic,
+                partition,
+                value: None,
+            });
         }
         offsets.retain(|_, o| !o.is_empty());
         let gone: Vec<String> = groups
@@ -346,12 +349,10 @@ impl GroupCoordinator {
                     if !is_consumer_group {
                         // A commit outside any group makes a simple group, as in Kafka.
                         self.groups
-                            .entry(group_id.clone())
-                            .or_insert_with(|| Group::new(&group_id, now));
+                            .get_or_insert_with(group_id.clone(), || Group::new(&group_id, now));
                     }
                     self.offsets
-                        .entry(group_id.clone())
-                        .or_default()
+                        .get_or_insert_with(group_id.clone(), Default::default)
                         .insert((topic.clone(), p.partition_index), value.clone());
                     out.records.push(GroupRecord::Offset {
                         group: group_id.clone(),
@@ -658,6 +659,38 @@ impl GroupCoordinator {
             });
         }
         0
+    }
+}
+
+impl Shard for GroupCoordinator {
+    type Record = GroupRecord;
+    type Reply = Reply;
+
+    fn replay(&mut self, entry: Replayed<'_, GroupRecord>, now: i64) {
+        match entry {
+            Replayed::Record { record, .. } => GroupCoordinator::replay(self, record.clone(), now),
+            Replayed::Marker { .. } => {}
+        }
+    }
+
+    fn on_durable(&mut self, _records: &[GroupRecord], _kind: BatchKind, _now: i64) {}
+
+    fn begin(&mut self) {
+        self.groups.begin();
+        self.consumer_groups.begin();
+        self.offsets.begin();
+    }
+
+    fn commit(&mut self) {
+        self.groups.commit();
+        self.consumer_groups.commit();
+        self.offsets.commit();
+    }
+
+    fn revert(&mut self) {
+        self.groups.revert();
+        self.consumer_groups.revert();
+        self.offsets.revert();
     }
 }
 

@@ -26,13 +26,19 @@ pub mod classic;
 pub mod consumer;
 pub mod coordinator;
 pub mod group;
+pub mod journal;
 pub mod records;
+pub mod runtime;
 
 pub use classic::ClientInfo;
 pub use consumer::TopicsView;
 pub use coordinator::{GroupConfig, GroupCoordinator, Outcome, Reply};
 pub use group::{GroupState, RequestId};
 pub use records::GroupRecord;
+pub use runtime::{
+    BatchKind, CoordinatorRecord, Outcome as ShardOutcome, PartitionWriter, Replayed, Shard,
+    ShardRuntime, WriteError,
+};
 
 /// The `__consumer_offsets` partition that holds `group`: Kafka's rule, the absolute value of
 /// Java's `String.hashCode` modulo the partition count.

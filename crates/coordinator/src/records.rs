@@ -331,3 +331,15 @@ mod tests {
         }
     }
 }
+
+impl crate::runtime::CoordinatorRecord for GroupRecord {
+    fn key(&self) -> Bytes {
+        GroupRecord::key(self)
+    }
+    fn value(&self) -> Option<Bytes> {
+        GroupRecord::value(self)
+    }
+    fn decode(key: &[u8], value: Option<&[u8]>) -> Result<Self, String> {
+        GroupRecord::decode(key, value)
+    }
+}

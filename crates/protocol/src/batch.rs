@@ -41,7 +41,7 @@ const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 const TRANSACTIONAL_BIT: i16 = 0x10;
 const CONTROL_BIT: i16 = 0x20;
 
-/// Why a batch was refused. [`BatchError::kafka_error_code`] maps it to what Kafka answers.
+/// Why a batch was refused (the broker's `errors` module says what Kafka answers for each).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BatchError {
     #[error("record set truncated at byte {position}: {needed} bytes needed, {available} left")]
@@ -70,23 +70,6 @@ pub enum BatchError {
     InvalidRecord { position: usize, reason: String },
     #[error("empty record set")]
     Empty,
-}
-
-impl BatchError {
-    /// The Kafka error code a producer gets for this batch.
-    pub fn kafka_error_code(&self) -> i16 {
-        use kafka_protocol::error::ResponseError as E;
-        match self {
-            BatchError::TooLarge { .. } => E::MessageTooLarge.code(),
-            BatchError::UnsupportedMagic { .. } | BatchError::InvalidRecord { .. } => {
-                E::InvalidRecord.code()
-            }
-            BatchError::Truncated { .. }
-            | BatchError::LengthTooSmall { .. }
-            | BatchError::CrcMismatch { .. }
-            | BatchError::Empty => E::CorruptMessage.code(),
-        }
-    }
 }
 
 /// Compression codec named in a batch's attributes.
@@ -233,6 +216,9 @@ pub struct BatchInfo {
     pub max_timestamp: i64,
     pub codec: Codec,
     pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub transactional: bool,
 }
 
 /// Validates a producer's record set: one or more complete magic-2 batches, each with a correct
@@ -301,7 +287,20 @@ pub fn validate_record_set(
             )));
         }
         if header.is_control() {
-            return Err(invalid("control batches cannot be produced".into()));
+            return Err(invalid(
+                "Clients are not allowed to write control records".into(),
+            ));
+        }
+        if header.producer_id() >= 0 && header.base_sequence() < 0 {
+            return Err(invalid(format!(
+                "producer id {} with no base sequence",
+                header.producer_id()
+            )));
+        }
+        if header.is_transactional() && header.producer_id() < 0 {
+            return Err(invalid(
+                "a transactional batch without a producer id".into(),
+            ));
         }
         let codec = header.codec().ok_or_else(|| {
             invalid(format!(
@@ -319,6 +318,9 @@ pub fn validate_record_set(
             max_timestamp: header.max_timestamp(),
             codec,
             producer_id: header.producer_id(),
+            producer_epoch: header.producer_epoch(),
+            base_sequence: header.base_sequence(),
+            transactional: header.is_transactional(),
         });
         position += size;
     }
@@ -406,6 +408,80 @@ fn read_unsigned(buf: &mut &[u8], max_bytes: usize) -> Option<u64> {
     None
 }
 
+/// Bytes of a transaction marker batch: the batch header and one control record.
+pub const MARKER_BATCH_BYTES: usize = 78;
+
+/// A transaction marker (`EndTransactionMarker`): a control batch of `producer_id` at
+/// `producer_epoch` with one record, key `version 0, type` (0 abort, 1 commit), value
+/// `version 0, coordinator epoch`. Base offset and leader epoch are left for the log to stamp.
+pub fn end_txn_marker(
+    producer_id: i64,
+    producer_epoch: i16,
+    commit: bool,
+    coordinator_epoch: i32,
+    timestamp: i64,
+) -> Vec<u8> {
+    let mut b = Vec::with_capacity(MARKER_BATCH_BYTES);
+    b.extend_from_slice(&0i64.to_be_bytes());
+    b.extend_from_slice(&((MARKER_BATCH_BYTES - LOG_OVERHEAD) as i32).to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.push(MAGIC_V2 as u8);
+    b.extend_from_slice(&[0u8; 4]); // CRC, below
+    b.extend_from_slice(&(TRANSACTIONAL_BIT | CONTROL_BIT).to_be_bytes());
+    b.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
+    b.extend_from_slice(&timestamp.to_be_bytes());
+    b.extend_from_slice(&timestamp.to_be_bytes());
+    b.extend_from_slice(&producer_id.to_be_bytes());
+    b.extend_from_slice(&producer_epoch.to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    b.extend_from_slice(&1i32.to_be_bytes()); // record count
+                                              // The record: length 16 (zigzag 32), attributes, timestamp delta 0, offset delta 0,
+                                              // key length 4 (zigzag 8), key, value length 6 (zigzag 12), value, no headers.
+    b.extend_from_slice(&[32, 0, 0, 0, 8]);
+    b.extend_from_slice(&0i16.to_be_bytes());
+    b.extend_from_slice(&i16::from(commit).to_be_bytes());
+    b.push(12);
+    b.extend_from_slice(&0i16.to_be_bytes());
+    b.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    b.push(0);
+    let crc = compute_crc(&b);
+    b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// The marker of a control batch, as `(commit, coordinator epoch)`; `None` if the batch is
+/// not an uncompressed control batch whose first record is a transaction marker.
+pub fn read_end_txn_marker(batch: &[u8]) -> Option<(bool, i32)> {
+    let header = BatchHeader::new(batch)?;
+    if !header.is_control() || header.codec() != Some(Codec::None) || header.record_count() < 1 {
+        return None;
+    }
+    let mut r = batch.get(BATCH_HEADER_BYTES..)?;
+    let _len = read_varint(&mut r)?;
+    let (_attributes, rest) = r.split_first()?;
+    r = rest;
+    let _timestamp_delta = read_varint(&mut r)?;
+    let _offset_delta = read_varint(&mut r)?;
+    let key_len = usize::try_from(read_varint(&mut r)?).ok()?;
+    let key = r.get(..key_len)?;
+    r = &r[key_len..];
+    if key_len < 4 {
+        return None;
+    }
+    let kind = i16::from_be_bytes([key[2], key[3]]);
+    let value_len = usize::try_from(read_varint(&mut r)?).ok()?;
+    let value = r.get(..value_len)?;
+    if value_len < 6 {
+        return None;
+    }
+    let coordinator_epoch = i32::from_be_bytes([value[2], value[3], value[4], value[5]]);
+    match kind {
+        0 => Some((false, coordinator_epoch)),
+        1 => Some((true, coordinator_epoch)),
+        _ => None,
+    }
+}
+
 /// In-place changes the log makes to a validated batch.
 pub struct BatchMut<'a>(&'a mut [u8]);
 
@@ -473,7 +549,10 @@ mod tests {
             let mut c = b.clone();
             c[at] ^= 0x10;
             let err = validate_record_set(&c, 1 << 20).unwrap_err();
-            assert_eq!(err.kafka_error_code(), 2, "byte {at}: {err}");
+            assert!(
+                matches!(err, BatchError::CrcMismatch { .. }),
+                "byte {at}: {err}"
+            );
         }
     }
 
@@ -484,7 +563,7 @@ mod tests {
             assert!(validate_record_set(&b[..n], 1 << 20).is_err());
         }
         let err = validate_record_set(&b, b.len() - 1).unwrap_err();
-        assert_eq!(err.kafka_error_code(), 10);
+        assert!(matches!(err, BatchError::TooLarge { .. }), "{err}");
     }
 
     #[test]
@@ -493,12 +572,26 @@ mod tests {
         b[RECORD_COUNT_AT..RECORD_COUNT_AT + 4].copy_from_slice(&2i32.to_be_bytes());
         let crc = compute_crc(&b);
         b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
-        assert_eq!(
-            validate_record_set(&b, 1 << 20)
-                .unwrap_err()
-                .kafka_error_code(),
-            87
-        );
+        assert!(matches!(
+            validate_record_set(&b, 1 << 20).unwrap_err(),
+            BatchError::InvalidRecord { .. }
+        ));
+    }
+
+    #[test]
+    fn markers_are_control_batches_the_decoder_reads() {
+        for commit in [false, true] {
+            let m = end_txn_marker(42, 3, commit, 7, 1_000);
+            assert_eq!(m.len(), MARKER_BATCH_BYTES);
+            assert!(crc_matches(&m));
+            assert_eq!(read_end_txn_marker(&m), Some((commit, 7)));
+            let set = RecordBatchDecoder::decode(&mut bytes::Bytes::from(m)).unwrap();
+            let r = &set.records[0];
+            assert!(r.control && r.transactional);
+            assert_eq!((r.producer_id, r.producer_epoch, r.sequence), (42, 3, -1));
+            assert_eq!(r.key.as_deref(), Some(&[0, 0, 0, u8::from(commit)][..]));
+            assert_eq!(r.value.as_deref(), Some(&[0, 0, 0, 0, 0, 7][..]));
+        }
     }
 
     #[test]

@@ -47,6 +47,9 @@ pub struct CleanPlan {
     pub delete_retention_ms: i64,
     /// Where the dirty part will start after this pass (the active segment's base).
     pub clean_until: i64,
+    /// Aborted transactions of the log: their data neither shadows older values nor is
+    /// dropped here (consumers skip it), and their markers stay.
+    pub aborted: Vec<crate::txn_index::AbortedTxn>,
 }
 
 /// A cleaned copy of one segment, ready to install.
@@ -77,13 +80,25 @@ pub fn plan(log: &PartitionLog, now_ms: i64) -> Option<CleanPlan> {
     }
     let closed = log.closed_segments();
     // Segments younger than min.compaction.lag.ms (by their newest record) are left alone,
-    // and so is everything after them.
+    // and so is everything after them; so is everything from the last stable offset on
+    // (undecided transactions).
+    let lso = log.last_stable_offset();
+    let ends: Vec<i64> = closed
+        .iter()
+        .skip(1)
+        .map(|(s, _)| s.base_offset)
+        .chain(std::iter::once(log.active_base_offset()))
+        .collect();
     let cleanable: Vec<PlannedSegment> = closed
         .into_iter()
-        .take_while(|(seg, max_ts)| {
-            *max_ts < 0 || now_ms - *max_ts >= config.min_compaction_lag_ms || seg.size == 0
+        .zip(ends)
+        .take_while(|((seg, max_ts), end)| {
+            *end <= lso
+                && (*max_ts < 0
+                    || now_ms - *max_ts >= config.min_compaction_lag_ms
+                    || seg.size == 0)
         })
-        .map(|(seg, _)| seg)
+        .map(|((seg, _), _)| seg)
         .collect();
     if cleanable.is_empty() {
         return None;
@@ -113,6 +128,7 @@ pub fn plan(log: &PartitionLog, now_ms: i64) -> Option<CleanPlan> {
         segments: cleanable,
         delete_retention_ms: config.delete_retention_ms,
         clean_until: clean_until + 1,
+        aborted: log.aborted_transactions(i64::MIN, i64::MAX),
     })
 }
 
@@ -179,6 +195,17 @@ fn batches(
     Ok(position)
 }
 
+/// Whether `h` is a data batch of an aborted transaction.
+fn is_aborted(h: &BatchHeader<'_>, aborted: &[crate::txn_index::AbortedTxn]) -> bool {
+    h.is_transactional()
+        && !h.is_control()
+        && aborted.iter().any(|a| {
+            a.producer_id == h.producer_id()
+                && a.first_offset <= h.base_offset()
+                && h.base_offset() <= a.last_offset
+        })
+}
+
 fn decode(batch: &Bytes, path: &std::path::Path) -> Result<Vec<Record>> {
     let mut b = batch.clone();
     RecordBatchDecoder::decode(&mut b)
@@ -205,7 +232,7 @@ pub fn build(
             let Some(h) = BatchHeader::new(&batch) else {
                 return Ok(());
             };
-            if h.is_control() {
+            if h.is_control() || is_aborted(&h, &plan.aborted) {
                 return Ok(());
             }
             for r in decode(&batch, &seg.path)? {
@@ -227,7 +254,7 @@ pub fn build(
             let Some(h) = BatchHeader::new(&batch) else {
                 return Ok(());
             };
-            if h.is_control() {
+            if h.is_control() || is_aborted(&h, &plan.aborted) {
                 file.write_all(&batch)
                     .map_err(LogError::io(&cleaned_path))?;
                 written += batch.len() as u64;

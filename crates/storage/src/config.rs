@@ -39,6 +39,8 @@ pub struct LogConfig {
     pub max_compaction_lag_ms: i64,
     /// `min.cleanable.dirty.ratio`
     pub min_cleanable_dirty_ratio: f64,
+    /// `producer.id.expiration.ms` (a broker setting): idle producers are forgotten after it.
+    pub producer_id_expiration_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -58,6 +60,7 @@ impl Default for LogConfig {
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
             min_cleanable_dirty_ratio: 0.5,
+            producer_id_expiration_ms: 86_400_000,
         }
     }
 }

@@ -27,23 +27,30 @@ pub enum LogError {
     },
     #[error("the log for {0} is offline after an earlier I/O error")]
     Offline(String),
+    #[error("out of order sequence number from producer {producer_id}: {reason}")]
+    OutOfOrderSequence { producer_id: i64, reason: String },
+    #[error("producer {producer_id} has epoch {epoch}, older than its current epoch {current}")]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
+    },
+    #[error("invalid transaction state for producer {producer_id}: {reason}")]
+    InvalidTxnState { producer_id: i64, reason: String },
+    #[error(
+        "marker for producer {producer_id} has coordinator epoch {epoch}, older than {current}"
+    )]
+    CoordinatorFenced {
+        producer_id: i64,
+        epoch: i32,
+        current: i32,
+    },
 }
 
 impl LogError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| LogError::Io { path, source }
-    }
-
-    /// The Kafka error code for this error, as a produce or fetch answer.
-    pub fn kafka_error_code(&self) -> i16 {
-        use kafka_protocol::error::ResponseError as E;
-        match self {
-            LogError::Io { .. } | LogError::Offline(_) => E::KafkaStorageError.code(),
-            LogError::InvalidBatch(b) => b.kafka_error_code(),
-            LogError::OffsetOutOfRange { .. } => E::OffsetOutOfRange.code(),
-            LogError::Corrupt { .. } => E::CorruptMessage.code(),
-        }
     }
 }
 

@@ -7,13 +7,20 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
-use strand_protocol::batch::{validate_record_set, BatchHeader, BatchMut};
+use strand_protocol::batch::{
+    end_txn_marker, read_end_txn_marker, validate_record_set, BatchHeader, BatchMut,
+    BATCH_HEADER_BYTES, MARKER_BATCH_BYTES,
+};
 use strand_protocol::fetch::RecordData;
 
 use crate::config::{LogConfig, TimestampType};
 use crate::epoch::LeaderEpochCache;
 use crate::error::{LogError, Result};
+use crate::producer_state::{
+    self, AppendOrigin, CompletedTxn, Marker, ProducerBatch, ProducerEntry, ProducerStateManager,
+};
 use crate::segment::{BatchPosition, Segment, SegmentRecovery};
+use crate::txn_index::AbortedTxn;
 
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +31,9 @@ pub struct AppendInfo {
     /// The time stamped on the batches, or -1 under CreateTime.
     pub log_append_time_ms: i64,
     pub log_start_offset: i64,
+    /// The batch was a retry of one already in the log: nothing was written, and the offsets
+    /// are those of the original.
+    pub duplicate: bool,
 }
 
 /// A byte range of a segment file holding whole batches (the last one may be cut short by the
@@ -33,6 +43,9 @@ pub struct FileSlice {
     pub file: Arc<File>,
     pub position: u64,
     pub len: usize,
+    /// No batch of the range holds an offset at or past this (an upper bound, for the
+    /// aborted transactions a committed read must be told about).
+    pub end_offset_bound: i64,
 }
 
 impl RecordData for FileSlice {
@@ -92,6 +105,10 @@ pub struct PartitionLog {
     dirty_since_ms: Option<i64>,
     /// The oldest tombstone the last compaction kept.
     oldest_tombstone_ms: Option<i64>,
+    /// Idempotent and transactional producers, and the open transactions.
+    producers: ProducerStateManager,
+    /// The offset of the newest producer snapshot written.
+    last_snapshot_offset: i64,
 }
 
 /// What a retention pass deleted.
@@ -145,6 +162,8 @@ impl PartitionLog {
             .copied()
             .unwrap_or(i64::MIN);
         let mut cut = false;
+        // The first segment rescanned: its transaction index and those after it are rebuilt.
+        let mut first_recovered: Option<i64> = None;
         for base in bases {
             let mut seg = Segment::open(dir, base, config.index_interval_bytes, now_ms)?;
             if cut {
@@ -157,11 +176,13 @@ impl PartitionLog {
                 if let Err(e) = seg.load() {
                     tracing::warn!(dir = %dir.display(), base, error = %e, "segment failed its checks; rebuilding");
                     report.rebuilt_indexes.push(format!("{base}: {e}"));
+                    first_recovered.get_or_insert(base);
                     let r = seg.recover(batch_bytes_max)?;
                     cut = r.truncated_bytes > 0;
                     report.recovered.push(r);
                 }
             } else {
+                first_recovered.get_or_insert(base);
                 let r = seg.recover(batch_bytes_max)?;
                 cut = r.truncated_bytes > 0;
                 report.recovered.push(r);
@@ -186,11 +207,14 @@ impl PartitionLog {
             first_dirty_offset: 0,
             dirty_since_ms: None,
             oldest_tombstone_ms: None,
+            producers: ProducerStateManager::new(0),
+            last_snapshot_offset: -1,
         };
         let end = log.log_end_offset();
         log.epochs.truncate_from_end(end)?;
         log.high_watermark = end;
         log.recovery_point = end;
+        log.load_producer_state(clean, first_recovered, now_ms)?;
         Ok((log, report))
     }
 
@@ -215,6 +239,7 @@ impl PartitionLog {
     /// The high watermark only moves forward and never past the log end.
     pub fn update_high_watermark(&mut self, offset: i64) {
         self.high_watermark = self.high_watermark.max(offset.min(self.log_end_offset()));
+        self.producers.on_high_watermark(self.high_watermark);
     }
     pub fn recovery_point(&self) -> i64 {
         self.recovery_point
@@ -281,12 +306,17 @@ impl PartitionLog {
             return Ok(false);
         }
         let path = old.log_path().to_owned();
+        let aborted = old.txn_index().entries().to_vec();
         std::fs::rename(cleaned, &path).map_err(LogError::io(&path))?;
         let mut seg = Segment::open(&self.dir, base, self.config.index_interval_bytes, now_ms)?;
         let batch_bytes_max = (self.config.max_message_bytes as u64).max(self.config.segment_bytes);
         let report = seg.recover(batch_bytes_max)?;
         if report.truncated_bytes > 0 {
             tracing::error!(dir = %self.dir.display(), base, ?report, "cleaned segment failed its checks");
+        }
+        // The cleaner keeps markers and aborted data: the aborted transactions stay as they were.
+        for a in aborted {
+            seg.add_aborted_txn(a)?;
         }
         self.segments.insert(base, seg);
         Ok(true)
@@ -296,6 +326,10 @@ impl PartitionLog {
     }
     pub fn epochs(&self) -> &LeaderEpochCache {
         &self.epochs
+    }
+
+    pub fn active_base_offset(&self) -> i64 {
+        self.active().base_offset()
     }
 
     fn active(&self) -> &Segment {
@@ -312,10 +346,14 @@ impl PartitionLog {
             .expect("a log always has an active segment")
     }
 
-    /// Validates `records` (one or more batches as a producer sent them), assigns offsets and
-    /// the leader epoch in place, and appends them to the active segment.
-    pub fn append(
+    /// Validates `records` (one or more batches as a producer sent them), checks their
+    /// producer ids, epochs and sequences as `origin` requires, assigns offsets and the leader
+    /// epoch in place, and appends them to the active segment. A retried batch already in the
+    /// log is not written again: the answer carries the original's offsets, marked
+    /// `duplicate`.
+    pub fn append_from(
         &mut self,
+        origin: AppendOrigin,
         records: &mut [u8],
         leader_epoch: i32,
         now_ms: i64,
@@ -342,6 +380,7 @@ impl PartitionLog {
         let base_offset = self.log_end_offset();
         let mut next = base_offset;
         let mut positions = Vec::with_capacity(infos.len());
+        let mut producer_batches = Vec::new();
         for info in &infos {
             let mut batch = BatchMut::new(&mut records[info.position..info.position + info.size])
                 .ok_or(LogError::InvalidBatch(
@@ -353,19 +392,52 @@ impl PartitionLog {
                 batch.set_log_append_time(now_ms);
             }
             let last = next + i64::from(info.record_count) - 1;
+            let max_timestamp = if log_append_time {
+                now_ms
+            } else {
+                info.max_timestamp
+            };
             positions.push(BatchPosition {
                 position: info.position as u64,
                 size: info.size as u64,
                 base_offset: next,
                 last_offset: last,
-                max_timestamp: if log_append_time {
-                    now_ms
-                } else {
-                    info.max_timestamp
-                },
+                max_timestamp,
             });
+            if info.producer_id >= 0 {
+                producer_batches.push(ProducerBatch {
+                    producer_id: info.producer_id,
+                    epoch: info.producer_epoch,
+                    base_seq: info.base_sequence,
+                    last_seq: producer_state::last_sequence(
+                        info.base_sequence,
+                        info.record_count - 1,
+                    ),
+                    first_offset: next,
+                    last_offset: last,
+                    max_timestamp,
+                    transactional: info.transactional,
+                    marker: None,
+                });
+            }
             next = last + 1;
         }
+        if origin == AppendOrigin::Client {
+            if let Some(dup) = producer_batches
+                .iter()
+                .find_map(|b| self.producers.find_duplicate(b))
+            {
+                return Ok(AppendInfo {
+                    base_offset: dup.first_offset,
+                    last_offset: dup.last_offset,
+                    record_count: dup.last_offset - dup.first_offset + 1,
+                    log_append_time_ms: if log_append_time { dup.timestamp } else { -1 },
+                    log_start_offset: self.log_start_offset,
+                    duplicate: true,
+                });
+            }
+        }
+        let update = self.producers.prepare(&producer_batches, origin)?;
         let incoming_max_timestamp = positions
             .iter()
             .map(|b| b.max_timestamp)
@@ -377,13 +449,330 @@ impl PartitionLog {
             self.dirty_since_ms = Some(now_ms);
         }
         self.epochs.assign(leader_epoch, base_offset)?;
+        self.producers.apply(update, next);
         Ok(AppendInfo {
             base_offset,
             last_offset: next - 1,
             record_count: next - base_offset,
             log_append_time_ms: if log_append_time { now_ms } else { -1 },
             log_start_offset: self.log_start_offset,
+            duplicate: false,
         })
+    }
+
+    /// [`Self::append_from`] a producer (Produce).
+    pub fn append(
+        &mut self,
+        records: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        self.append_from(AppendOrigin::Client, records, leader_epoch, now_ms)
+    }
+
+    /// Appends a transaction marker (a coordinator's COMMIT or ABORT for `producer_id`) and
+    /// ends the producer's open transaction here; an aborted one goes into the transaction
+    /// index.
+    pub fn append_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: Marker,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        let offset = self.log_end_offset();
+        let mut batch = end_txn_marker(
+            producer_id,
+            producer_epoch,
+            marker.commit,
+            marker.coordinator_epoch,
+            now_ms,
+        );
+        let mut m = BatchMut::new(&mut batch).ok_or(LogError::InvalidBatch(
+            strand_protocol::batch::BatchError::Empty,
+        ))?;
+        m.set_base_offset(offset);
+        m.set_partition_leader_epoch(leader_epoch);
+        let pb = ProducerBatch {
+            producer_id,
+            epoch: producer_epoch,
+            base_seq: -1,
+            last_seq: -1,
+            first_offset: offset,
+            last_offset: offset,
+            max_timestamp: now_ms,
+            transactional: true,
+            marker: Some(marker),
+        };
+        let update = self.producers.prepare(&[pb], AppendOrigin::Coordinator)?;
+        self.maybe_roll(MARKER_BATCH_BYTES as u64, now_ms, now_ms)?;
+        let position = BatchPosition {
+            position: 0,
+            size: MARKER_BATCH_BYTES as u64,
+            base_offset: offset,
+            last_offset: offset,
+            max_timestamp: now_ms,
+        };
+        self.active_mut().append(&batch, &[position])?;
+        self.epochs.assign(leader_epoch, offset)?;
+        let completed = self.complete_txns(update, offset + 1)?;
+        tracing::debug!(dir = %self.dir.display(), producer_id, offset, ?completed, "transaction marker appended");
+        Ok(AppendInfo {
+            base_offset: offset,
+            last_offset: offset,
+            record_count: 1,
+            log_append_time_ms: -1,
+            log_start_offset: self.log_start_offset,
+            duplicate: false,
+        })
+    }
+
+    /// Applies a producer update whose markers end transactions; aborted transactions go
+    /// into the active segment's transaction index with the last stable offset at that point.
+    fn complete_txns(
+        &mut self,
+        update: producer_state::ProducerUpdate,
+        end_offset: i64,
+    ) -> Result<Vec<CompletedTxn>> {
+        let aborted: Vec<AbortedTxn> = update
+            .completed()
+            .iter()
+            .filter(|t| t.aborted)
+            .map(|t| AbortedTxn {
+                producer_id: t.producer_id,
+                first_offset: t.first_offset,
+                last_offset: t.marker_offset,
+                last_stable_offset: self.producers.last_stable_offset_after(t),
+            })
+            .collect();
+        let completed = self.producers.apply(update, end_offset);
+        for a in aborted {
+            self.active_mut().add_aborted_txn(a)?;
+        }
+        self.producers.on_high_watermark(self.high_watermark);
+        Ok(completed)
+    }
+
+    /// The last stable offset: committed reads stop here, before the oldest transaction not
+    /// yet decided (never past the high watermark).
+    pub fn last_stable_offset(&self) -> i64 {
+        match self.producers.first_unstable_offset() {
+            Some(first) => first.max(self.log_start_offset).min(self.high_watermark),
+            None => self.high_watermark,
+        }
+    }
+
+    /// Aborted transactions overlapping `[fetch_offset, upper_bound)`, for a committed read.
+    pub fn aborted_transactions(&self, fetch_offset: i64, upper_bound: i64) -> Vec<AbortedTxn> {
+        let start_key = self
+            .segments
+            .range(..=fetch_offset)
+            .next_back()
+            .map_or(i64::MIN, |(k, _)| *k);
+        let mut out = Vec::new();
+        for seg in self.segments.range(start_key..).map(|(_, s)| s) {
+            if seg.txn_index().collect(fetch_offset, upper_bound, &mut out) {
+                break;
+            }
+        }
+        out
+    }
+
+    /// What the log knows of `producer_id`.
+    pub fn producer(&self, producer_id: i64) -> Option<&ProducerEntry> {
+        self.producers.entry(producer_id)
+    }
+
+    /// Every producer the log knows (DescribeProducers).
+    pub fn producers(&self) -> impl Iterator<Item = &ProducerEntry> {
+        self.producers.entries()
+    }
+
+    /// Forgets producers idle past `producer.id.expiration.ms`.
+    pub fn expire_producers(&mut self, now_ms: i64) -> usize {
+        self.producers
+            .expire(now_ms, self.config.producer_id_expiration_ms)
+    }
+
+    /// Writes a producer snapshot at the log end if the state moved since the last one.
+    fn snapshot_producers(&mut self, sync: bool) -> Result<()> {
+        let offset = self.log_end_offset();
+        if offset == self.last_snapshot_offset {
+            return Ok(());
+        }
+        producer_state::write_snapshot(&self.dir, &self.producers, offset, sync)?;
+        self.last_snapshot_offset = offset;
+        Ok(())
+    }
+
+    /// Rebuilds the producer state at open: the newest valid snapshot at or before where it is
+    /// needed from, then a scan of every batch after it. Transaction indexes of rescanned
+    /// segments (from `first_recovered`) are rebuilt on the way.
+    fn load_producer_state(
+        &mut self,
+        clean: bool,
+        first_recovered: Option<i64>,
+        now_ms: i64,
+    ) -> Result<()> {
+        let end = self.log_end_offset();
+        let mut snapshots = producer_state::list_snapshots(&self.dir)?;
+        // Snapshots of data that is gone, or strays between segment bases (but the newest),
+        // are removed, as Kafka does.
+        let newest = snapshots.keys().next_back().copied();
+        let active_base = self.active().base_offset();
+        snapshots.retain(|offset, path| {
+            let keep = *offset <= end
+                && *offset >= self.log_start_offset
+                && (self.segments.contains_key(offset)
+                    || (Some(*offset) == newest && *offset >= active_base));
+            if !keep {
+                let _ = std::fs::remove_file(path.as_path());
+            }
+            keep
+        });
+        let needed_at = first_recovered.unwrap_or(end);
+        let mut start = None;
+        for (offset, path) in snapshots.range(..=needed_at).rev() {
+            let read = std::fs::read(path).map_err(LogError::io(path.as_path()));
+            match read.map(|b| producer_state::parse_snapshot(&b)) {
+                Ok(Ok(entries)) => {
+                    self.producers.load(entries, *offset);
+                    self.producers
+                        .expire(now_ms, self.config.producer_id_expiration_ms);
+                    start = Some(*offset);
+                    break;
+                }
+                Ok(Err(reason)) => {
+                    tracing::warn!(path = %path.display(), %reason, "removing corrupt producer snapshot");
+                    let _ = std::fs::remove_file(path);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if start.is_none() && clean && first_recovered.is_none() {
+            // A log written before producer state was kept: nothing to rebuild.
+            self.producers = ProducerStateManager::new(end);
+            self.producers.on_high_watermark(self.high_watermark);
+            return Ok(());
+        }
+        let from = start
+            .unwrap_or(self.log_start_offset)
+            .max(self.log_start_offset);
+        if start.is_none() {
+            self.producers = ProducerStateManager::new(from);
+        }
+        let scanned = self.scan_producers(from, first_recovered)?;
+        self.producers.on_high_watermark(self.high_watermark);
+        if scanned > 0 {
+            tracing::info!(dir = %self.dir.display(), from, batches = scanned, "producer state rebuilt");
+        }
+        self.snapshot_producers(false)
+    }
+
+    /// Replays the producer fields of every batch from `from` to the log end.
+    fn scan_producers(&mut self, from: i64, first_recovered: Option<i64>) -> Result<u64> {
+        let bases: Vec<i64> = self
+            .segments
+            .keys()
+            .copied()
+            .filter(|b| {
+                self.segments
+                    .range(b + 1..)
+                    .next()
+                    .is_none_or(|(n, _)| *n > from)
+            })
+            .collect();
+        let mut scanned = 0u64;
+        for base in bases {
+            let batches = self.segment_producer_batches(base, from)?;
+            scanned += batches.len() as u64;
+            for b in batches {
+                let update = match self.producers.prepare(&[b], AppendOrigin::Replication) {
+                    Ok(u) => u,
+                    Err(e) => {
+                        tracing::warn!(dir = %self.dir.display(), offset = b.first_offset, error = %e, "producer state: skipping batch");
+                        continue;
+                    }
+                };
+                let rebuild_index = first_recovered.is_some_and(|f| base >= f);
+                let aborted: Vec<AbortedTxn> = update
+                    .completed()
+                    .iter()
+                    .filter(|t| t.aborted && rebuild_index)
+                    .map(|t| AbortedTxn {
+                        producer_id: t.producer_id,
+                        first_offset: t.first_offset,
+                        last_offset: t.marker_offset,
+                        last_stable_offset: self.producers.last_stable_offset_after(t),
+                    })
+                    .collect();
+                self.producers.apply(update, b.last_offset + 1);
+                if let Some(seg) = self.segments.get_mut(&base) {
+                    for a in aborted {
+                        seg.add_aborted_txn(a)?;
+                    }
+                }
+            }
+        }
+        let end = self.log_end_offset();
+        self.producers.apply(Default::default(), end);
+        Ok(scanned)
+    }
+
+    /// The producer fields of the batches of segment `base` from offset `from` on.
+    fn segment_producer_batches(&self, base: i64, from: i64) -> Result<Vec<ProducerBatch>> {
+        let Some(seg) = self.segments.get(&base) else {
+            return Ok(Vec::new());
+        };
+        let mut positions = Vec::new();
+        seg.scan_from(from.max(base), |b| {
+            if b.last_offset >= from {
+                positions.push(b);
+            }
+            true
+        })?;
+        let mut out = Vec::new();
+        for b in positions {
+            let Some(h) = seg.read_header(b.position)? else {
+                break;
+            };
+            let Some(header) = BatchHeader::new(&h) else {
+                break;
+            };
+            if header.producer_id() < 0 {
+                continue;
+            }
+            let marker = if header.is_control() {
+                // The marker is the first record: a few bytes past the header.
+                let bytes =
+                    seg.read_at(b.position, (b.size as usize).min(BATCH_HEADER_BYTES + 64))?;
+                match read_end_txn_marker(&bytes) {
+                    Some((commit, coordinator_epoch)) => Some(Marker {
+                        commit,
+                        coordinator_epoch,
+                    }),
+                    None => continue,
+                }
+            } else {
+                None
+            };
+            out.push(ProducerBatch {
+                producer_id: header.producer_id(),
+                epoch: header.producer_epoch(),
+                base_seq: header.base_sequence(),
+                last_seq: producer_state::last_sequence(
+                    header.base_sequence(),
+                    header.last_offset_delta(),
+                ),
+                first_offset: b.base_offset,
+                last_offset: b.last_offset,
+                max_timestamp: b.max_timestamp,
+                transactional: header.is_transactional(),
+                marker,
+            });
+        }
+        Ok(out)
     }
 
     fn maybe_roll(
@@ -408,7 +797,9 @@ impl PartitionLog {
         self.active_mut().persist_indexes()?;
         let seg = Segment::create(&self.dir, next, self.config.index_interval_bytes, now_ms)?;
         self.segments.insert(next, seg);
-        Ok(())
+        // The state as of the new segment's base: a crash rebuilds from here (not fsynced
+        // now; a torn snapshot fails its CRC and an older one is used).
+        self.snapshot_producers(false)
     }
 
     /// Finds record data from `offset` on: at most `max_bytes` (but at least one whole batch
@@ -475,10 +866,16 @@ impl PartitionLog {
             if len == 0 {
                 return Ok(None);
             }
+            let end_offset_bound = if first.position + len >= end_position {
+                max_offset.min(seg.next_offset())
+            } else {
+                seg.offset_bound_after(first.position + len)
+            };
             return Ok(Some(FileSlice {
                 file: seg.file().clone(),
                 position: first.position,
                 len: len as usize,
+                end_offset_bound,
             }));
         }
         Ok(None)
@@ -490,6 +887,7 @@ impl PartitionLog {
         let offset = offset.min(self.log_end_offset());
         if offset > self.log_start_offset {
             self.log_start_offset = offset;
+            self.producers.on_log_start_offset(offset);
         }
         let mut out = RetentionOutcome::default();
         while self.segments.len() > 1 {
@@ -585,9 +983,16 @@ impl PartitionLog {
         out.segments += 1;
         out.bytes += seg.size();
         out.reasons.push(reason);
+        self.producers.on_log_start_offset(self.log_start_offset);
         let due = now_ms.saturating_add(self.config.file_delete_delay_ms);
         for path in seg.rename_to_deleted()? {
             self.pending_deletes.push((path, due));
+        }
+        // Snapshots of the state before the new start describe data that is gone.
+        for (offset, path) in producer_state::list_snapshots(&self.dir)? {
+            if offset < self.log_start_offset {
+                let _ = std::fs::remove_file(path);
+            }
         }
         tracing::info!(dir = %self.dir.display(), base, reason, log_start_offset = self.log_start_offset, "deleted segment");
         Ok(())
@@ -620,7 +1025,7 @@ impl PartitionLog {
             .filter(|s| {
                 s.next_offset() > self.recovery_point || s.base_offset() >= self.recovery_point
             })
-            .map(|s| s.file().clone())
+            .flat_map(|s| std::iter::once(s.file().clone()).chain(s.txn_index().file().cloned()))
             .collect();
         Some(SyncTarget {
             files,
@@ -644,7 +1049,7 @@ impl PartitionLog {
         for s in self.segments.values_mut() {
             s.persist_indexes()?;
         }
-        Ok(())
+        self.snapshot_producers(true)
     }
 
     /// The first offset whose record timestamp is at least `timestamp`, with that timestamp.

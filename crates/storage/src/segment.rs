@@ -10,6 +10,7 @@ use strand_protocol::batch::{compute_crc, BatchHeader, BATCH_HEADER_BYTES};
 
 use crate::error::{LogError, Result};
 use crate::index::{OffsetIndex, TimeIndex};
+use crate::txn_index::{AbortedTxn, TxnIndex};
 
 /// File name stem of a segment: the base offset, zero-padded to 20 digits as Kafka does.
 pub fn file_stem(base_offset: i64) -> String {
@@ -46,6 +47,8 @@ pub struct Segment {
     next_offset: i64,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
+    /// Aborted transactions whose ABORT marker is in this segment.
+    txn_index: TxnIndex,
     index_interval_bytes: u64,
     bytes_since_index: u64,
     max_timestamp: i64,
@@ -94,6 +97,7 @@ impl Segment {
             next_offset: base_offset,
             offset_index: OffsetIndex::new(index_path, base_offset),
             time_index: TimeIndex::new(time_path, base_offset),
+            txn_index: TxnIndex::new(TxnIndex::path_for(dir, base_offset), base_offset),
             index_interval_bytes,
             bytes_since_index: 0,
             max_timestamp: -1,
@@ -122,6 +126,12 @@ impl Segment {
             .map_err(LogError::io(&log_path))?;
         for p in [&index_path, &time_path] {
             File::create(p).map_err(LogError::io(p))?;
+        }
+        let txn_path = TxnIndex::path_for(dir, base_offset);
+        if let Err(e) = std::fs::remove_file(&txn_path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(LogError::io(&txn_path)(e));
+            }
         }
         Ok(Self::with_file(
             dir,
@@ -195,6 +205,22 @@ impl Segment {
         &self.time_index
     }
 
+    pub fn txn_index(&self) -> &TxnIndex {
+        &self.txn_index
+    }
+
+    fn txn_index_path(&self) -> PathBuf {
+        TxnIndex::path_for(
+            self.log_path.parent().unwrap_or(Path::new(".")),
+            self.base_offset,
+        )
+    }
+
+    /// Records an aborted transaction whose marker is in this segment.
+    pub fn add_aborted_txn(&mut self, txn: AbortedTxn) -> Result<()> {
+        self.txn_index.append(txn)
+    }
+
     /// Reads the header of the batch at `position`, if a whole header is there.
     pub fn read_header(&self, position: u64) -> Result<Option<[u8; BATCH_HEADER_BYTES]>> {
         if position + BATCH_HEADER_BYTES as u64 > self.size {
@@ -265,6 +291,21 @@ impl Segment {
             position += b.size;
         }
         Ok(None)
+    }
+
+    /// An offset no batch starting before byte `position` reaches: the first indexed batch at
+    /// or after it (or, with no such entry, the segment's end). Approximate, as Kafka's.
+    pub fn offset_bound_after(&self, position: u64) -> i64 {
+        if self.recent.front().is_some_and(|b| b.position < position) {
+            return self
+                .recent
+                .iter()
+                .find(|b| b.position >= position)
+                .map_or(self.next_offset, |b| b.base_offset);
+        }
+        let entries = self.offset_index.entries();
+        let i = entries.partition_point(|e| e.position < position);
+        entries.get(i).map_or(self.next_offset, |e| e.offset)
     }
 
     /// Byte position where data at or after `offset` starts (the segment size if none does).
@@ -343,6 +384,7 @@ impl Segment {
         let bound = self.base_offset.saturating_add(self.size as i64 + 1);
         let offset_index = OffsetIndex::load(index_path, self.base_offset, self.size, bound)?;
         let time_index = TimeIndex::load(time_path, self.base_offset, bound)?;
+        self.txn_index.load()?;
         let start = offset_index.entries().last().map_or(0, |e| e.position);
         let mut position = start;
         let mut next_offset = self.base_offset;
@@ -387,7 +429,9 @@ impl Segment {
 
     /// Scans every batch from the start, checking length, CRC and offset order; truncates the
     /// file at the first batch that fails and rebuilds both indexes.
+    /// The transaction index is emptied: the log rebuilds it from its producer state.
     pub fn recover(&mut self, batch_bytes_max: u64) -> Result<SegmentRecovery> {
+        self.txn_index.reset()?;
         self.recent.clear();
         self.offset_index.clear();
         self.time_index.clear();
@@ -582,8 +626,9 @@ impl Segment {
             self.log_path.parent().unwrap_or(Path::new(".")),
             self.base_offset,
         );
+        let txn = self.txn_index_path();
         let mut out = Vec::new();
-        for p in [log, index, time] {
+        for p in [log, index, time, txn] {
             let mut to = p.clone().into_os_string();
             to.push(".deleted");
             let to = PathBuf::from(to);
@@ -650,7 +695,8 @@ impl Segment {
             self.log_path.parent().unwrap_or(Path::new(".")),
             self.base_offset,
         );
-        for p in [log, index, time] {
+        let txn = self.txn_index_path();
+        for p in [log, index, time, txn] {
             match std::fs::remove_file(&p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -76,7 +76,7 @@ fn delete(broker: &Broker, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
                             moved = true;
                             r.with_low_watermark(low)
                         }
-                        Err(e) => r.with_error_code(e.kafka_error_code()),
+                        Err(e) => r.with_error_code(crate::errors::log(&e).code()),
                     }
                 })
                 .collect();

@@ -228,11 +228,11 @@ fn read_partition(
         }
         Ok(None) => (data, None),
         Err(e @ LogError::OffsetOutOfRange { .. }) => {
-            (data.with_error_code(e.kafka_error_code()), None)
+            (data.with_error_code(crate::errors::log(&e).code()), None)
         }
         Err(e) => {
             tracing::error!(partition = %p.tp, error = %e, "fetch read failed");
-            (data.with_error_code(e.kafka_error_code()), None)
+            (data.with_error_code(crate::errors::log(&e).code()), None)
         }
     }
 }

@@ -54,7 +54,7 @@ pub fn handle(
                         Ok(None) => r,
                         Err(e) => {
                             tracing::error!(partition = %part.tp, error = %e, "offset lookup failed");
-                            r.with_error_code(e.kafka_error_code())
+                            r.with_error_code(crate::errors::log(&e).code())
                         }
                     }
                 })

@@ -187,7 +187,7 @@ pub fn handle(broker: &Arc<Broker>, frame: RequestFrame, req: ProduceRequest) ->
                 }
                 Err(e) => {
                     log_append_error(&partition, &e);
-                    let mut r = r.with_error_code(e.kafka_error_code());
+                    let mut r = r.with_error_code(crate::errors::log(&e).code());
                     if version >= 8 {
                         r.error_message = Some(str(e.to_string()));
                         if let LogError::InvalidBatch(_) = e {
