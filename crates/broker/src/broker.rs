@@ -70,7 +70,7 @@ impl Broker {
             "metadata replayed"
         );
         let (appended, _) = watch::channel(0);
-        let groups = crate::groups::Groups::new(config.groups.clone());
+        let groups = crate::groups::new_groups(config.groups.clone());
         let broker = Arc::new(Self {
             groups,
             config,
@@ -84,7 +84,7 @@ impl Broker {
             checkpoints_closed: std::sync::Mutex::new(false),
         });
         broker.load_partitions()?;
-        crate::groups::load(&broker);
+        broker.groups.load_all(&broker);
         crate::groups::start_ticker(&broker);
         start_retention(&broker);
         if broker.config.cleaner_enable {
@@ -414,6 +414,7 @@ impl Broker {
                 Err(e) => tracing::error!(partition = %p.tp, error = %e, "retention failed"),
             }
             log.purge_deleted(now);
+            log.expire_producers(now);
         }
         if deleted > 0 {
             tracing::info!(segments = deleted, "retention deleted segments");

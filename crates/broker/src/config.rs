@@ -60,6 +60,7 @@ pub const BROKER_KEYS: &[(&str, Option<&str>)] = &[
         "log.cleaner.io.max.bytes.per.second",
         Some("1.7976931348623157E308"),
     ),
+    ("producer.id.expiration.ms", Some("86400000")),
     ("group.consumer.session.timeout.ms", Some("45000")),
     ("group.consumer.heartbeat.interval.ms", Some("5000")),
 ];
@@ -101,6 +102,8 @@ pub struct BrokerConfig {
     pub offsets_topic_replication_factor: i16,
     /// `offsets.topic.segment.bytes`
     pub offsets_topic_segment_bytes: i32,
+    /// `producer.id.expiration.ms`: an idle producer's state is dropped after this.
+    pub producer_id_expiration_ms: i64,
     /// The group coordinator's settings (`group.*`, `offsets.retention.minutes`, ...).
     pub groups: strand_coordinator::GroupConfig,
     /// Every key set explicitly (file, environment, flags), after unit folding: what
@@ -212,6 +215,10 @@ impl BrokerConfig {
                 "offsets.topic.segment.bytes",
                 &get("offsets.topic.segment.bytes"),
             )?,
+            producer_id_expiration_ms: positive(
+                "producer.id.expiration.ms",
+                &get("producer.id.expiration.ms"),
+            )?,
             groups: strand_coordinator::GroupConfig {
                 min_session_timeout_ms: positive(
                     "group.min.session.timeout.ms",
@@ -320,6 +327,7 @@ impl BrokerConfig {
                 .get("min.cleanable.dirty.ratio")
                 .and_then(|v| v.parse::<f64>().ok())
                 .unwrap_or(d.min_cleanable_dirty_ratio),
+            producer_id_expiration_ms: self.producer_id_expiration_ms,
         }
     }
 }

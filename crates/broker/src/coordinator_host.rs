@@ -17,8 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use strand_coordinator::runtime::{Failed, Outcome};
 use strand_coordinator::{
@@ -68,7 +67,12 @@ where
     }
 
     /// A new id for a held request, with the receiver its reply will arrive on.
-    pub fn hold(&self) -> (RequestId, oneshot::Receiver<Result<S::Reply, ResponseError>>) {
+    pub fn hold(
+        &self,
+    ) -> (
+        RequestId,
+        oneshot::Receiver<Result<S::Reply, ResponseError>>,
+    ) {
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         lock(&self.waiters).insert(id, tx);
@@ -112,7 +116,11 @@ where
     }
 
     /// The shard of `partition`, loaded from its partition first if this broker leads it.
-    fn slot(&self, broker: &Broker, partition: i32) -> Result<(Slot<S>, Arc<Partition>), ResponseError> {
+    fn slot(
+        &self,
+        broker: &Broker,
+        partition: i32,
+    ) -> Result<(Slot<S>, Arc<Partition>), ResponseError> {
         let Some(p) = broker.partition(self.topic, partition) else {
             return Err(ResponseError::NotCoordinator);
         };
@@ -250,8 +258,9 @@ where
                 return Err(ResponseError::CoordinatorLoadInProgress);
             };
             let mut writer = LogWriter { partition: &p };
+            let before = rt.written_offset();
             match rt.write(&mut writer, now_ms(), handle) {
-                Ok(w) => w,
+                Ok(w) => (w, rt.written_offset() > before),
                 Err(Failed { error, requests }) => {
                     tracing::error!(partition = %p.tp, %error, "coordinator write failed; state reverted");
                     let code = crate::errors::coordinator_write(&error);
@@ -260,8 +269,12 @@ where
                 }
             }
         };
-        broker.notify_appended();
-        self.settle(broker, &slot, &p, partition, written.wait_for).await?;
+        let (written, appended) = written;
+        if appended {
+            broker.notify_appended();
+        }
+        self.settle(broker, &slot, &p, partition, written.wait_for)
+            .await?;
         Ok(written.value)
     }
 
@@ -280,7 +293,8 @@ where
             };
             rt.read(f)
         };
-        self.settle(broker, &slot, &p, partition, read.wait_for).await?;
+        self.settle(broker, &slot, &p, partition, read.wait_for)
+            .await?;
         Ok(read.value)
     }
 

@@ -5,12 +5,14 @@
 //! * [`config`]: broker settings under Kafka's names, from file, environment and flags.
 //! * [`server`]: the listener, bounded by `max.connections`, and clean shutdown.
 //! * [`connection`]: one client connection; pipelined requests, ordered replies.
-//! * `handlers`: one module per API; the only place that speaks in Kafka error codes.
+//! * `handlers`: one module per API; they translate to and from the wire.
+//! * `errors`: the one place where internal errors become Kafka error codes.
+//! * `coordinator_host`: runs coordinator shards (`strand-coordinator`) on internal-topic partitions.
 //! * [`broker`]: shared state (metadata image, partitions) and the controller path:
 //!   every metadata change is a record appended to the metadata log, then applied.
 //! * [`partition`]: a partition this broker leads.
 //! * `flusher`: group commit of fsyncs for `acks=all`.
-//! * [`groups`]: runs the group coordinator (`strand-coordinator`) against `__consumer_offsets`.
+//! * [`groups`]: the group coordinator's shards on `__consumer_offsets`.
 //! * `sendfile`: file ranges to the socket without a user-space copy.
 //!
 //! ```no_run
@@ -28,6 +30,7 @@
 pub mod broker;
 pub mod config;
 pub mod connection;
+mod coordinator_host;
 mod errors;
 mod flusher;
 pub mod groups;

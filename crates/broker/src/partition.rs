@@ -2,7 +2,7 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use strand_storage::PartitionLog;
+use strand_storage::{AppendInfo, AppendOrigin, LogError, Marker, PartitionLog};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -42,6 +42,47 @@ impl Partition {
         self.log
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Appends batches from `origin` and moves the high watermark to the log end (a single
+    /// node: every append is committed as soon as it is written).
+    pub fn append(
+        &self,
+        records: &mut [u8],
+        origin: AppendOrigin,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let mut log = self.log();
+        let info = log.append_from(origin, records, self.leader_epoch, now_ms)?;
+        let end = log.log_end_offset();
+        log.update_high_watermark(end);
+        Ok(info)
+    }
+
+    /// Appends a transaction marker for `producer_id` (see [`Partition::append`]).
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let mut log = self.log();
+        let marker = Marker {
+            commit,
+            coordinator_epoch,
+        };
+        let info = log.append_marker(
+            producer_id,
+            producer_epoch,
+            marker,
+            self.leader_epoch,
+            now_ms,
+        )?;
+        let end = log.log_end_offset();
+        log.update_high_watermark(end);
+        Ok(info)
     }
 
     /// Takes the log out (the partition is being deleted or the broker stops).

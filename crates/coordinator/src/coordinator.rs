@@ -673,6 +673,10 @@ impl Shard for GroupCoordinator {
         }
     }
 
+    fn finish_load(&mut self) {
+        GroupCoordinator::finish_load(self)
+    }
+
     fn on_durable(&mut self, _records: &[GroupRecord], _kind: BatchKind, _now: i64) {}
 
     fn begin(&mut self) {

@@ -96,6 +96,9 @@ pub trait Shard {
     /// Applies what was read back from the partition (at load, in log order).
     fn replay(&mut self, entry: Replayed<'_, Self::Record>, now: i64);
 
+    /// Everything was replayed: drop what replay left half-built.
+    fn finish_load(&mut self) {}
+
     /// A write's records are durable. Shards that change their state while handling (and
     /// rely on [`Shard::revert`]) need not do anything here.
     fn on_durable(&mut self, _records: &[Self::Record], _kind: BatchKind, _now: i64) {}

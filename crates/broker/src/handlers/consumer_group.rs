@@ -6,11 +6,11 @@ use std::net::SocketAddr;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::*;
-use strand_coordinator::{ClientInfo, TopicsView};
+use strand_coordinator::{ClientInfo, Outcome, TopicsView};
 use strand_protocol::frame::RequestFrame;
 
-use crate::broker::{now_ms, Broker};
-use crate::groups::ensure_offsets_topic;
+use crate::broker::Broker;
+use crate::groups::{self, ensure_offsets_topic};
 
 pub async fn heartbeat(
     broker: &Broker,
@@ -39,13 +39,18 @@ pub async fn heartbeat(
             .unwrap_or_default(),
         client_host: format!("/{}", peer.ip()),
     };
-    broker
-        .groups
-        .lock()
-        .consumer_heartbeat(&req, client, &topics, now_ms())
+    let group = req.group_id.to_string();
+    let written = groups::write(broker, &group, |c, now| {
+        (
+            c.consumer_heartbeat(&req, client, &topics, now),
+            Outcome::default(),
+        )
+    })
+    .await;
+    written.unwrap_or_else(|e| ConsumerGroupHeartbeatResponse::default().with_error_code(e.code()))
 }
 
-pub fn describe(
+pub async fn describe(
     broker: &Broker,
     req: ConsumerGroupDescribeRequest,
 ) -> ConsumerGroupDescribeResponse {
@@ -55,5 +60,17 @@ pub fn describe(
         .values()
         .map(|t| (t.id, t.name.clone()))
         .collect();
-    broker.groups.lock().consumer_describe(&req, &names)
+    let mut described = Vec::with_capacity(req.group_ids.len());
+    for id in &req.group_ids {
+        let one = req.clone().with_group_ids(vec![id.clone()]);
+        match groups::read(broker, id.as_str(), |c| c.consumer_describe(&one, &names)).await {
+            Ok(r) => described.extend(r.groups),
+            Err(e) => described.push(
+                consumer_group_describe_response::DescribedGroup::default()
+                    .with_group_id(id.clone())
+                    .with_error_code(e.code()),
+            ),
+        }
+    }
+    ConsumerGroupDescribeResponse::default().with_groups(described)
 }

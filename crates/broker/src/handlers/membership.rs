@@ -4,8 +4,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::*;
-use strand_coordinator::{ClientInfo, Reply as GroupReply};
+use strand_coordinator::{ClientInfo, Outcome, Reply as GroupReply};
 use strand_protocol::frame::RequestFrame;
 
 use super::respond;
@@ -13,7 +14,8 @@ use crate::broker::Broker;
 use crate::connection::Reply;
 use crate::groups;
 
-fn storage_failed(frame: &RequestFrame, code: i16) -> Reply {
+fn storage_failed(frame: &RequestFrame, error: ResponseError) -> Reply {
+    let code = error.code();
     match frame.api_key {
         ApiKey::JoinGroup => respond(
             frame,
@@ -29,6 +31,7 @@ fn storage_failed(frame: &RequestFrame, code: i16) -> Reply {
 async fn held(
     broker: &Arc<Broker>,
     frame: &RequestFrame,
+    group: &str,
     call: impl FnOnce(
         &mut strand_coordinator::GroupCoordinator,
         strand_coordinator::RequestId,
@@ -36,24 +39,22 @@ async fn held(
     ) -> strand_coordinator::Outcome,
 ) -> Reply {
     let (id, rx) = broker.groups.hold();
-    if let Err(code) = groups::run(broker, |c, now| ((), call(c, id, now))).await {
+    if let Err(e) = groups::write(broker, group, |c, now| ((), call(c, id, now))).await {
         broker.groups.forget(id);
-        return storage_failed(frame, code);
+        return storage_failed(frame, e);
     }
     let frame = frame.clone();
     Reply::Later(Box::pin(async move {
         match rx.await {
-            Ok(GroupReply::Join(mut r)) => {
+            Ok(Ok(GroupReply::Join(mut r))) => {
                 if frame.version() < 7 && r.protocol_name.is_none() {
                     r.protocol_name = Some(super::str(""));
                 }
                 respond(&frame, &r)
             }
-            Ok(GroupReply::Sync(r)) => respond(&frame, &r),
-            Err(_) => storage_failed(
-                &frame,
-                kafka_protocol::error::ResponseError::CoordinatorNotAvailable.code(),
-            ),
+            Ok(Ok(GroupReply::Sync(r))) => respond(&frame, &r),
+            Ok(Err(e)) => storage_failed(&frame, e),
+            Err(_) => storage_failed(&frame, ResponseError::CoordinatorNotAvailable),
         }
     }))
 }
@@ -74,7 +75,8 @@ pub async fn join(
         client_host: format!("/{}", peer.ip()),
     };
     let version = frame.version();
-    held(broker, frame, move |c, id, now| {
+    let group = req.group_id.to_string();
+    held(broker, frame, &group, move |c, id, now| {
         c.join(req, version, client, id, now)
     })
     .await
@@ -82,21 +84,24 @@ pub async fn join(
 
 pub async fn sync(broker: &Arc<Broker>, frame: &RequestFrame, req: SyncGroupRequest) -> Reply {
     let version = frame.version();
-    held(broker, frame, move |c, id, now| {
+    let group = req.group_id.to_string();
+    held(broker, frame, &group, move |c, id, now| {
         c.sync(req, version, id, now)
     })
     .await
 }
 
-pub fn heartbeat(
+pub async fn heartbeat(
     broker: &Broker,
     frame: &RequestFrame,
     req: HeartbeatRequest,
 ) -> HeartbeatResponse {
-    broker
-        .groups
-        .lock()
-        .heartbeat(&req, frame.version(), crate::broker::now_ms())
+    let version = frame.version();
+    let written = groups::write(broker, req.group_id.as_str(), |c, now| {
+        (c.heartbeat(&req, version, now), Outcome::default())
+    })
+    .await;
+    written.unwrap_or_else(|e| HeartbeatResponse::default().with_error_code(e.code()))
 }
 
 pub async fn leave(
@@ -105,8 +110,12 @@ pub async fn leave(
     req: LeaveGroupRequest,
 ) -> LeaveGroupResponse {
     let version = frame.version();
-    match groups::run(broker, |c, now| c.leave(&req, version, now)).await {
+    match groups::write(broker, req.group_id.as_str(), |c, now| {
+        c.leave(&req, version, now)
+    })
+    .await
+    {
         Ok(r) => r,
-        Err(code) => LeaveGroupResponse::default().with_error_code(code),
+        Err(e) => LeaveGroupResponse::default().with_error_code(e.code()),
     }
 }

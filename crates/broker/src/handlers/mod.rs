@@ -83,14 +83,16 @@ pub async fn dispatch(
             Ok(r) => membership::sync(broker, &frame, r).await,
             Err(e) => malformed(&frame, e),
         },
-        ApiKey::Heartbeat => run(&frame, |r| membership::heartbeat(broker, &frame, r)),
+        ApiKey::Heartbeat => run_async(&frame, |r| membership::heartbeat(broker, &frame, r)).await,
         ApiKey::LeaveGroup => run_async(&frame, |r| membership::leave(broker, &frame, r)).await,
         ApiKey::OffsetCommit => run_async(&frame, |r| offsets::commit(broker, &frame, r)).await,
-        ApiKey::OffsetFetch => run(&frame, |r| offsets::fetch(broker, &frame, r)),
+        ApiKey::OffsetFetch => run_async(&frame, |r| offsets::fetch(broker, &frame, r)).await,
         ApiKey::OffsetDelete => run_async(&frame, |r| offsets::delete(broker, r)).await,
         ApiKey::DeleteRecords => run_async(&frame, |r| delete_records::handle(broker, r)).await,
-        ApiKey::ListGroups => run(&frame, |r| group_admin::list(broker, &frame, r)),
-        ApiKey::DescribeGroups => run(&frame, |r| group_admin::describe(broker, &frame, r)),
+        ApiKey::ListGroups => run_async(&frame, |r| group_admin::list(broker, &frame, r)).await,
+        ApiKey::DescribeGroups => {
+            run_async(&frame, |r| group_admin::describe(broker, &frame, r)).await
+        }
         ApiKey::DeleteGroups => run_async(&frame, |r| group_admin::delete(broker, r)).await,
         ApiKey::ConsumerGroupHeartbeat => match decode_body(&frame) {
             Ok(r) => respond(
@@ -99,7 +101,9 @@ pub async fn dispatch(
             ),
             Err(e) => malformed(&frame, e),
         },
-        ApiKey::ConsumerGroupDescribe => run(&frame, |r| consumer_group::describe(broker, r)),
+        ApiKey::ConsumerGroupDescribe => {
+            run_async(&frame, |r| consumer_group::describe(broker, r)).await
+        }
         other => Reply::Close(format!("{other:?} is not implemented")),
     }
 }

@@ -23,13 +23,14 @@ pub async fn commit(
             .is_some_and(|t| t.partitions.iter().any(|x| x.partition == p))
     };
     let version = frame.version();
-    match groups::run(broker, |c, now| {
+    match groups::write(broker, req.group_id.as_str(), |c, now| {
         c.commit_offsets(&req, version, now, exists)
     })
     .await
     {
         Ok(r) => r,
-        Err(code) => {
+        Err(e) => {
+            let code = e.code();
             let mut r = OffsetCommitResponse::default();
             r.topics = req
                 .topics
@@ -54,20 +55,42 @@ pub async fn commit(
     }
 }
 
-pub fn fetch(
+/// Topics and partitions asked for (`None`: every committed one).
+type Wanted = Option<Vec<(String, Vec<i32>)>>;
+
+/// One group's committed offsets, or the error for the whole group.
+async fn committed(
+    broker: &Broker,
+    group: &str,
+    wanted: Wanted,
+) -> Result<
+    Vec<(
+        String,
+        Vec<strand_coordinator::coordinator::CommittedOffset>,
+    )>,
+    i16,
+> {
+    groups::read(broker, group, |c| c.fetch_offsets(group, wanted.as_deref()))
+        .await
+        .map_err(|e| e.code())
+}
+
+pub async fn fetch(
     broker: &Broker,
     frame: &RequestFrame,
     req: OffsetFetchRequest,
 ) -> OffsetFetchResponse {
-    let c = broker.groups.lock();
     if frame.version() < 8 {
-        let wanted: Option<Vec<(String, Vec<i32>)>> = req.topics.as_ref().map(|ts| {
+        let wanted: Wanted = req.topics.as_ref().map(|ts| {
             ts.iter()
                 .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
                 .collect()
         });
-        let topics = c
-            .fetch_offsets(req.group_id.as_str(), wanted.as_deref())
+        let found = match committed(broker, req.group_id.as_str(), wanted).await {
+            Ok(f) => f,
+            Err(code) => return OffsetFetchResponse::default().with_error_code(code),
+        };
+        let topics = found
             .into_iter()
             .map(|(topic, parts)| {
                 OffsetFetchResponseTopic::default()
@@ -92,46 +115,52 @@ pub fn fetch(
             .collect();
         return OffsetFetchResponse::default().with_topics(topics);
     }
-    let groups = req
-        .groups
-        .iter()
-        .map(|g| {
-            let wanted: Option<Vec<(String, Vec<i32>)>> = g.topics.as_ref().map(|ts| {
-                ts.iter()
-                    .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
-                    .collect()
-            });
-            let topics = c
-                .fetch_offsets(g.group_id.as_str(), wanted.as_deref())
-                .into_iter()
-                .map(|(topic, parts)| {
-                    OffsetFetchResponseTopics::default()
-                        .with_name(TopicName(str(topic)))
-                        .with_partitions(
-                            parts
-                                .into_iter()
-                                .map(|(p, offset, epoch, meta)| {
-                                    OffsetFetchResponsePartitions::default()
-                                        .with_partition_index(p)
-                                        .with_committed_offset(offset)
-                                        .with_committed_leader_epoch(epoch)
-                                        .with_metadata(Some(str(meta)))
-                                })
-                                .collect(),
-                        )
-                })
-                .collect();
-            OffsetFetchResponseGroup::default()
-                .with_group_id(g.group_id.clone())
-                .with_topics(topics)
-        })
-        .collect();
-    OffsetFetchResponse::default().with_groups(groups)
+    let mut groups_out = Vec::with_capacity(req.groups.len());
+    for g in &req.groups {
+        let wanted: Wanted = g.topics.as_ref().map(|ts| {
+            ts.iter()
+                .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
+                .collect()
+        });
+        let group = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+        let found = match committed(broker, g.group_id.as_str(), wanted).await {
+            Ok(f) => f,
+            Err(code) => {
+                groups_out.push(group.with_error_code(code));
+                continue;
+            }
+        };
+        let topics = found
+            .into_iter()
+            .map(|(topic, parts)| {
+                OffsetFetchResponseTopics::default()
+                    .with_name(TopicName(str(topic)))
+                    .with_partitions(
+                        parts
+                            .into_iter()
+                            .map(|(p, offset, epoch, meta)| {
+                                OffsetFetchResponsePartitions::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(offset)
+                                    .with_committed_leader_epoch(epoch)
+                                    .with_metadata(Some(str(meta)))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        groups_out.push(group.with_topics(topics));
+    }
+    OffsetFetchResponse::default().with_groups(groups_out)
 }
 
 pub async fn delete(broker: &Broker, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
-    match groups::run(broker, |c, _now| c.delete_offsets(&req)).await {
+    match groups::write(broker, req.group_id.as_str(), |c, _now| {
+        c.delete_offsets(&req)
+    })
+    .await
+    {
         Ok(r) => r,
-        Err(code) => OffsetDeleteResponse::default().with_error_code(code),
+        Err(e) => OffsetDeleteResponse::default().with_error_code(e.code()),
     }
 }

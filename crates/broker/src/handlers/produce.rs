@@ -11,7 +11,7 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader, TopicName};
 use strand_protocol::frame::RequestFrame;
-use strand_storage::LogError;
+use strand_storage::{AppendOrigin, LogError};
 use uuid::Uuid;
 
 use super::{respond, str};
@@ -164,15 +164,9 @@ pub fn handle(broker: &Arc<Broker>, frame: RequestFrame, req: ProduceRequest) ->
                     continue;
                 }
             };
-            let result = {
-                let mut log = partition.log();
-                let result = log.append(buf, partition.leader_epoch, now);
-                if result.is_ok() {
-                    let end = log.log_end_offset();
-                    log.update_high_watermark(end);
-                }
-                result.map(|info| (info, log.log_start_offset()))
-            };
+            let result = partition
+                .append(buf, AppendOrigin::Client, now)
+                .map(|info| (info, info.log_start_offset));
             match result {
                 Ok((info, start)) => {
                     appended = true;
