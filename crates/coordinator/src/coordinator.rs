@@ -86,6 +86,8 @@ pub struct GroupCoordinator {
     /// Committed offsets of every group, classic or KIP-848, by group id: kept apart from
     /// both so that committing for a consumer group never makes a classic group.
     pub(crate) offsets: JournaledMap<String, Offsets>,
+    /// Offsets committed inside transactions not yet ended, by producer id.
+    pub(crate) pending_txn: JournaledMap<i64, crate::txn_offsets::PendingTxnOffsets>,
 }
 
 impl GroupCoordinator {
@@ -95,6 +97,7 @@ impl GroupCoordinator {
             groups: JournaledMap::new(),
             consumer_groups: JournaledMap::new(),
             offsets: JournaledMap::new(),
+            pending_txn: JournaledMap::new(),
         }
     }
 
@@ -668,8 +671,15 @@ impl Shard for GroupCoordinator {
 
     fn replay(&mut self, entry: Replayed<'_, GroupRecord>, now: i64) {
         match entry {
+            Replayed::Record {
+                record,
+                producer_id: Some(pid),
+            } => self.replay_txn_record(pid, record),
             Replayed::Record { record, .. } => GroupCoordinator::replay(self, record.clone(), now),
-            Replayed::Marker { .. } => {}
+            Replayed::Marker {
+                producer_id,
+                commit,
+            } => self.complete_txn(producer_id, commit, now),
         }
     }
 
@@ -683,18 +693,21 @@ impl Shard for GroupCoordinator {
         self.groups.begin();
         self.consumer_groups.begin();
         self.offsets.begin();
+        self.pending_txn.begin();
     }
 
     fn commit(&mut self) {
         self.groups.commit();
         self.consumer_groups.commit();
         self.offsets.commit();
+        self.pending_txn.commit();
     }
 
     fn revert(&mut self) {
         self.groups.revert();
         self.consumer_groups.revert();
         self.offsets.revert();
+        self.pending_txn.revert();
     }
 }
 

@@ -1,9 +1,14 @@
-//! The group coordinator, as a pure state machine.
+//! The coordinators, as pure state machines: the group coordinator and the transaction
+//! coordinator, and the runtime that keeps each in the partitions of an internal topic.
 //!
-//! Requests and the current time go in; the records to append to `__consumer_offsets` and the
-//! replies to send come out ([`Outcome`]). Nothing here does IO or reads a clock, so every
-//! rebalance, timeout and expiry is tested by calling methods with a chosen `now`.
+//! Requests and the current time go in; the records to append (to `__consumer_offsets`,
+//! `__transaction_state`) and the replies to send come out ([`Outcome`]). Nothing here does IO
+//! or reads a clock, so every rebalance, timeout and expiry is tested by calling methods with
+//! a chosen `now`.
 //!
+//! * [`runtime`]: shards, writes that revert when their append fails, replies held until
+//!   durable ([`ShardRuntime`]); [`journal`]: the revertible map the group coordinator uses.
+//! * [`txn`]: the transaction coordinator (`__transaction_state`).
 //! * [`records`]: `__consumer_offsets` keys and values in Kafka's formats.
 //! * [`group`]: a group, its members and state.
 //! * [`classic`]: JoinGroup / SyncGroup / Heartbeat / LeaveGroup and their timeouts.
@@ -29,6 +34,8 @@ pub mod group;
 pub mod journal;
 pub mod records;
 pub mod runtime;
+pub mod txn;
+pub mod txn_offsets;
 
 pub use classic::ClientInfo;
 pub use consumer::TopicsView;
@@ -42,6 +49,7 @@ pub use runtime::{
 
 /// The `__consumer_offsets` partition that holds `group`: Kafka's rule, the absolute value of
 /// Java's `String.hashCode` modulo the partition count.
+/// Also the rule for a transactional id's `__transaction_state` partition.
 pub fn partition_for(group: &str, partitions: i32) -> i32 {
     let mut h: i32 = 0;
     for unit in group.encode_utf16() {

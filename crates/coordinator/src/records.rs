@@ -206,12 +206,12 @@ fn decode_group_value(mut v: &[u8]) -> Result<GroupValue, String> {
     })
 }
 
-fn put_str(b: &mut BytesMut, s: &str) {
+pub(crate) fn put_str(b: &mut BytesMut, s: &str) {
     b.put_i16(s.len() as i16);
     b.put_slice(s.as_bytes());
 }
 
-fn put_opt_str(b: &mut BytesMut, s: Option<&str>) {
+pub(crate) fn put_opt_str(b: &mut BytesMut, s: Option<&str>) {
     match s {
         Some(s) => put_str(b, s),
         None => b.put_i16(-1),
@@ -223,7 +223,7 @@ fn put_bytes(b: &mut BytesMut, v: &[u8]) {
     b.put_slice(v);
 }
 
-fn need(b: &[u8], n: usize) -> Result<(), String> {
+pub(crate) fn need(b: &[u8], n: usize) -> Result<(), String> {
     if b.len() < n {
         Err(format!(
             "record truncated: {n} bytes needed, {} left",
@@ -234,19 +234,19 @@ fn need(b: &[u8], n: usize) -> Result<(), String> {
     }
 }
 
-fn get_i16(b: &mut &[u8]) -> Result<i16, String> {
+pub(crate) fn get_i16(b: &mut &[u8]) -> Result<i16, String> {
     need(b, 2)?;
     Ok(b.get_i16())
 }
-fn get_i32(b: &mut &[u8]) -> Result<i32, String> {
+pub(crate) fn get_i32(b: &mut &[u8]) -> Result<i32, String> {
     need(b, 4)?;
     Ok(b.get_i32())
 }
-fn get_i64(b: &mut &[u8]) -> Result<i64, String> {
+pub(crate) fn get_i64(b: &mut &[u8]) -> Result<i64, String> {
     need(b, 8)?;
     Ok(b.get_i64())
 }
-fn get_opt_str(b: &mut &[u8]) -> Result<Option<String>, String> {
+pub(crate) fn get_opt_str(b: &mut &[u8]) -> Result<Option<String>, String> {
     let n = get_i16(b)?;
     if n < 0 {
         return Ok(None);
@@ -257,7 +257,7 @@ fn get_opt_str(b: &mut &[u8]) -> Result<Option<String>, String> {
     b.advance(n as usize);
     Ok(Some(s))
 }
-fn get_str(b: &mut &[u8]) -> Result<String, String> {
+pub(crate) fn get_str(b: &mut &[u8]) -> Result<String, String> {
     get_opt_str(b)?.ok_or_else(|| "null string".to_string())
 }
 fn get_bytes(b: &mut &[u8]) -> Result<Bytes, String> {

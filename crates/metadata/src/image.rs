@@ -42,6 +42,8 @@ pub struct MetadataImage {
     pub topic_names: HashMap<Uuid, String>,
     /// Dynamic broker configs: `None` key is the cluster-wide default.
     pub broker_configs: BTreeMap<Option<i32>, BTreeMap<String, String>>,
+    /// The first producer id not yet handed out.
+    pub next_producer_id: i64,
 }
 
 impl MetadataImage {
@@ -109,6 +111,11 @@ impl MetadataImage {
                     t.partitions.sort_by_key(|p| p.partition);
                     next.topics.insert(t.name.clone(), Arc::new(t));
                 }
+            }
+            MetadataRecord::ProducerIds {
+                next_producer_id, ..
+            } => {
+                next.next_producer_id = next.next_producer_id.max(*next_producer_id);
             }
             MetadataRecord::DeleteTopic { topic_id } => {
                 if let Some(name) = next.topic_names.remove(topic_id) {

@@ -235,6 +235,12 @@ pub fn image_records(image: &MetadataImage) -> Vec<MetadataRecord> {
             configs: t.configs.clone(),
         });
     }
+    if image.next_producer_id > 0 {
+        out.push(MetadataRecord::ProducerIds {
+            broker_id: -1,
+            next_producer_id: image.next_producer_id,
+        });
+    }
     for (node, configs) in &image.broker_configs {
         for (k, v) in configs {
             out.push(MetadataRecord::SetConfig {

@@ -44,6 +44,12 @@ pub enum MetadataRecord {
     DeleteTopic {
         topic_id: Uuid,
     },
+    /// Producer ids below `next_producer_id` are taken (Kafka's ProducerIdsRecord): a broker
+    /// hands out the block it was given, so ids never repeat, across restarts too.
+    ProducerIds {
+        broker_id: i32,
+        next_producer_id: i64,
+    },
     /// `value: None` removes the setting.
     SetConfig {
         resource: ConfigResource,
