@@ -43,6 +43,8 @@ pub struct Broker {
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     pub flusher: Flusher,
     pub groups: crate::groups::Groups,
+    pub txns: crate::txns::Txns,
+    pub producer_ids: crate::producer_ids::ProducerIds,
     appended: watch::Sender<u64>,
     /// Held while the checkpoint files are written: writers (DeleteRecords, retention, the
     /// shutdown) run on blocking threads and share each file's `.tmp`, so they take turns.
@@ -71,8 +73,11 @@ impl Broker {
         );
         let (appended, _) = watch::channel(0);
         let groups = crate::groups::new_groups(config.groups.clone());
+        let txns = crate::txns::Txns::new(config.transactions.coordinator.clone());
         let broker = Arc::new(Self {
             groups,
+            txns,
+            producer_ids: Default::default(),
             config,
             cluster_id,
             image: RwLock::new(Arc::new(image)),
@@ -86,6 +91,7 @@ impl Broker {
         broker.load_partitions()?;
         broker.groups.load_all(&broker);
         crate::groups::start_ticker(&broker);
+        crate::txns::start(&broker);
         start_retention(&broker);
         if broker.config.cleaner_enable {
             start_cleaner(&broker);
@@ -506,6 +512,12 @@ pub trait IntoRecords {
 impl IntoRecords for Vec<MetadataRecord> {
     fn records(&self) -> Vec<MetadataRecord> {
         self.clone()
+    }
+}
+
+impl IntoRecords for (MetadataRecord, std::ops::Range<i64>) {
+    fn records(&self) -> Vec<MetadataRecord> {
+        vec![self.0.clone()]
     }
 }
 

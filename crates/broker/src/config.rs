@@ -61,6 +61,15 @@ pub const BROKER_KEYS: &[(&str, Option<&str>)] = &[
         Some("1.7976931348623157E308"),
     ),
     ("producer.id.expiration.ms", Some("86400000")),
+    ("transaction.state.log.num.partitions", Some("50")),
+    ("transaction.state.log.replication.factor", Some("3")),
+    ("transaction.state.log.segment.bytes", Some("104857600")),
+    ("transaction.max.timeout.ms", Some("900000")),
+    ("transactional.id.expiration.ms", Some("604800000")),
+    (
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        Some("10000"),
+    ),
     ("group.consumer.session.timeout.ms", Some("45000")),
     ("group.consumer.heartbeat.interval.ms", Some("5000")),
 ];
@@ -71,6 +80,21 @@ const UNIT_SYNONYMS: &[(&str, &str, i64)] = &[
     ("log.retention.minutes", "log.retention.ms", 60_000),
     ("log.roll.hours", "log.roll.ms", 3_600_000),
 ];
+
+/// The transaction coordinator's settings.
+#[derive(Debug, Clone)]
+pub struct TransactionsConfig {
+    /// `transaction.state.log.num.partitions`
+    pub log_partitions: i32,
+    /// `transaction.state.log.replication.factor` (capped by the number of brokers)
+    pub log_replication_factor: i16,
+    /// `transaction.state.log.segment.bytes`
+    pub log_segment_bytes: i32,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`
+    pub abort_check_interval_ms: u64,
+    /// `transaction.max.timeout.ms`, `transactional.id.expiration.ms`
+    pub coordinator: strand_coordinator::txn::TxnConfig,
+}
 
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -104,6 +128,7 @@ pub struct BrokerConfig {
     pub offsets_topic_segment_bytes: i32,
     /// `producer.id.expiration.ms`: an idle producer's state is dropped after this.
     pub producer_id_expiration_ms: i64,
+    pub transactions: TransactionsConfig,
     /// The group coordinator's settings (`group.*`, `offsets.retention.minutes`, ...).
     pub groups: strand_coordinator::GroupConfig,
     /// Every key set explicitly (file, environment, flags), after unit folding: what
@@ -219,6 +244,34 @@ impl BrokerConfig {
                 "producer.id.expiration.ms",
                 &get("producer.id.expiration.ms"),
             )?,
+            transactions: TransactionsConfig {
+                log_partitions: positive(
+                    "transaction.state.log.num.partitions",
+                    &get("transaction.state.log.num.partitions"),
+                )?,
+                log_replication_factor: positive(
+                    "transaction.state.log.replication.factor",
+                    &get("transaction.state.log.replication.factor"),
+                )?,
+                log_segment_bytes: positive(
+                    "transaction.state.log.segment.bytes",
+                    &get("transaction.state.log.segment.bytes"),
+                )?,
+                abort_check_interval_ms: positive(
+                    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                    &get("transaction.abort.timed.out.transaction.cleanup.interval.ms"),
+                )?,
+                coordinator: strand_coordinator::txn::TxnConfig {
+                    max_timeout_ms: positive(
+                        "transaction.max.timeout.ms",
+                        &get("transaction.max.timeout.ms"),
+                    )?,
+                    id_expiration_ms: positive(
+                        "transactional.id.expiration.ms",
+                        &get("transactional.id.expiration.ms"),
+                    )?,
+                },
+            },
             groups: strand_coordinator::GroupConfig {
                 min_session_timeout_ms: positive(
                     "group.min.session.timeout.ms",

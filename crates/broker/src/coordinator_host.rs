@@ -298,6 +298,23 @@ where
         Ok(read.value)
     }
 
+    /// Looks at the shard of `partition` as it is, without waiting for earlier writes to be
+    /// durable: for checks against state that changes only once durable (the transaction
+    /// coordinator's), on paths that cannot wait.
+    pub fn peek<T>(
+        &self,
+        broker: &Broker,
+        partition: i32,
+        f: impl FnOnce(&S) -> T,
+    ) -> Result<T, ResponseError> {
+        let (slot, _) = self.slot(broker, partition)?;
+        let guard = lock(&slot);
+        match guard.as_ref() {
+            Some(rt) => Ok(f(rt.state())),
+            None => Err(ResponseError::CoordinatorLoadInProgress),
+        }
+    }
+
     /// Waits until `offset` is durable, then releases every write it covers.
     async fn settle(
         &self,

@@ -13,6 +13,8 @@
 //! * [`partition`]: a partition this broker leads.
 //! * `flusher`: group commit of fsyncs for `acks=all`.
 //! * [`groups`]: the group coordinator's shards on `__consumer_offsets`.
+//! * [`txns`]: the transaction coordinator's shards on `__transaction_state`, and its markers.
+//! * `producer_ids`: producer ids, a block at a time from the metadata log.
 //! * `sendfile`: file ranges to the socket without a user-space copy.
 //!
 //! ```no_run
@@ -37,8 +39,10 @@ pub mod groups;
 mod handlers;
 mod meta_properties;
 pub mod partition;
+mod producer_ids;
 mod sendfile;
 pub mod server;
+pub mod txns;
 
 pub use broker::Broker;
 pub use config::BrokerConfig;

@@ -17,6 +17,17 @@ impl std::fmt::Display for TopicPartition {
     }
 }
 
+/// See [`Partition::txn_guard`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnGuard {
+    /// The producer already has a transaction open here: nothing to verify.
+    Ongoing,
+    Verified {
+        producer_id: i64,
+        markers_seen: u64,
+    },
+}
+
 #[derive(Debug)]
 pub struct Partition {
     pub tp: TopicPartition,
@@ -52,7 +63,51 @@ impl Partition {
         origin: AppendOrigin,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
+        self.append_verified(records, origin, None, now_ms)
+    }
+
+    /// The producer's open transaction here, or the count of its markers so far: what a
+    /// transactional produce checked against the coordinator must still find when it appends.
+    pub fn txn_guard(&self, producer_id: i64) -> TxnGuard {
+        let log = self.log();
+        match log.producer(producer_id) {
+            Some(e) if e.current_txn_first_offset.is_some() => TxnGuard::Ongoing,
+            Some(e) => TxnGuard::Verified {
+                producer_id,
+                markers_seen: e.markers_seen,
+            },
+            None => TxnGuard::Verified {
+                producer_id,
+                markers_seen: 0,
+            },
+        }
+    }
+
+    /// [`Partition::append`], refusing a transactional batch verified with the coordinator if
+    /// a marker for its producer came in since (KIP-890: the transaction it was verified in
+    /// has ended, and this batch would open a transaction nobody will end).
+    pub fn append_verified(
+        &self,
+        records: &mut [u8],
+        origin: AppendOrigin,
+        guard: Option<TxnGuard>,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
         let mut log = self.log();
+        if let Some(TxnGuard::Verified {
+            producer_id,
+            markers_seen,
+        }) = guard
+        {
+            let now = log.producer(producer_id);
+            let ongoing = now.is_some_and(|e| e.current_txn_first_offset.is_some());
+            if !ongoing && now.map_or(0, |e| e.markers_seen) != markers_seen {
+                return Err(LogError::InvalidTxnState {
+                    producer_id,
+                    reason: "the transaction ended while the batch was being verified".into(),
+                });
+            }
+        }
         let info = log.append_from(origin, records, self.leader_epoch, now_ms)?;
         let end = log.log_end_offset();
         log.update_high_watermark(end);

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::PartitionData;
-use kafka_protocol::messages::{FetchRequest, TopicName};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, PartitionData};
+use kafka_protocol::messages::{FetchRequest, ProducerId, TopicName};
 use strand_protocol::fetch::{write_fetch_response, FetchHead, FetchPartition, FetchTopic};
 use strand_protocol::frame::RequestFrame;
 use strand_storage::{FileSlice, LogError};
@@ -210,8 +210,7 @@ fn read_partition(
     }
     let log = p.log();
     let hw = log.high_watermark();
-    // No transactions yet: the last stable offset is the high watermark.
-    let lso = hw;
+    let lso = log.last_stable_offset();
     let bound = if read_committed { lso } else { hw };
     let data = data
         .with_high_watermark(hw)
@@ -221,9 +220,30 @@ fn read_partition(
     if limit == 0 && !first {
         return (data, None);
     }
+    // A committed read is told which aborted transactions overlap what it gets (an empty
+    // list when none do); an uncommitted one gets null.
+    let data = if read_committed {
+        data.with_aborted_transactions(Some(Vec::new()))
+    } else {
+        data
+    };
     match log.read(w.fetch_offset, limit, bound, first) {
         Ok(Some(slice)) => {
             *budget = budget.saturating_sub(slice.len);
+            let data = if read_committed {
+                let aborted = log
+                    .aborted_transactions(w.fetch_offset, slice.end_offset_bound)
+                    .into_iter()
+                    .map(|a| {
+                        AbortedTransaction::default()
+                            .with_producer_id(ProducerId(a.producer_id))
+                            .with_first_offset(a.first_offset)
+                    })
+                    .collect();
+                data.with_aborted_transactions(Some(aborted))
+            } else {
+                data
+            };
             (data, Some(slice))
         }
         Ok(None) => (data, None),

@@ -1,5 +1,5 @@
-//! FindCoordinator: this broker coordinates every group (single node). Creates
-//! `__consumer_offsets` on first use.
+//! FindCoordinator: this broker coordinates every group and transactional id (single node).
+//! Creates `__consumer_offsets` or `__transaction_state` on first use.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -11,6 +11,7 @@ use crate::broker::Broker;
 use crate::groups::ensure_offsets_topic;
 
 const GROUP: i8 = 0;
+const TRANSACTION: i8 = 1;
 
 pub async fn handle(
     broker: &Broker,
@@ -22,18 +23,23 @@ pub async fn handle(
     } else {
         vec![req.key.to_string()]
     };
-    let error = if req.key_type != GROUP {
-        // Transactions and share groups are not implemented: no coordinator for them.
-        Some((
-            ResponseError::CoordinatorNotAvailable.code(),
-            format!("Key type {} is not supported", req.key_type),
-        ))
-    } else {
-        ensure_offsets_topic(broker)
-            .await
-            .err()
-            .map(|e| (ResponseError::CoordinatorNotAvailable.code(), e.message))
+    let ensured = match req.key_type {
+        GROUP => ensure_offsets_topic(broker).await,
+        TRANSACTION => crate::txns::ensure_txn_topic(broker).await,
+        // Share groups are not implemented: no coordinator for them.
+        other => Err(strand_metadata::controller::ApiError::new(
+            ResponseError::InvalidRequest,
+            format!("Key type {other} is not supported"),
+        )),
     };
+    let error = ensured.err().map(|e| {
+        let code = if e.code == ResponseError::InvalidRequest.code() {
+            e.code
+        } else {
+            ResponseError::CoordinatorNotAvailable.code()
+        };
+        (code, e.message)
+    });
     let host = broker.config.advertised_host.clone();
     let port = i32::from(broker.config.advertised_port);
     let node = broker.config.node_id;

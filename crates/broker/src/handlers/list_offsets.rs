@@ -13,6 +13,7 @@ const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
+const READ_COMMITTED: i8 = 1;
 
 pub fn handle(
     broker: &Broker,
@@ -37,12 +38,15 @@ pub fn handle(
                         return r.with_error_code(e.code());
                     }
                     let log = part.log();
-                    let hw = log.high_watermark();
+                    // A committed reader's end is the last stable offset (v2+ carry the level).
+                    let hw = if version >= 2 && req.isolation_level == READ_COMMITTED {
+                        log.last_stable_offset()
+                    } else {
+                        log.high_watermark()
+                    };
                     // The leader epoch field exists from v4 on.
                     let r = if version >= 4 { r.with_leader_epoch(part.leader_epoch) } else { r };
                     let found = match p.timestamp {
-                        // No transactions yet, so read_committed's last stable offset is the high
-                        // watermark too.
                         LATEST => Ok(Some((hw, -1))),
                         EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
                         MAX_TIMESTAMP => log.max_timestamp().map(|o| o.filter(|(off, _)| *off < hw)),

@@ -20,6 +20,7 @@ mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_log_dirs;
+mod describe_producers;
 mod fetch;
 mod find_coordinator;
 mod group_admin;
@@ -28,6 +29,7 @@ mod membership;
 mod metadata;
 mod offsets;
 mod produce;
+mod txn;
 
 pub async fn dispatch(
     broker: &Arc<Broker>,
@@ -101,6 +103,34 @@ pub async fn dispatch(
             ),
             Err(e) => malformed(&frame, e),
         },
+        ApiKey::InitProducerId => {
+            let v = frame.version();
+            run_async(&frame, |r| txn::init_producer_id::handle(broker, v, r)).await
+        }
+        ApiKey::AddPartitionsToTxn => {
+            let v = frame.version();
+            run_async(&frame, |r| txn::add_partitions::handle(broker, v, r)).await
+        }
+        ApiKey::AddOffsetsToTxn => {
+            let v = frame.version();
+            run_async(&frame, |r| txn::add_offsets::handle(broker, v, r)).await
+        }
+        ApiKey::EndTxn => {
+            let v = frame.version();
+            run_async(&frame, |r| txn::end_txn::handle(broker, v, r)).await
+        }
+        ApiKey::TxnOffsetCommit => {
+            let v = frame.version();
+            run_async(&frame, |r| txn::txn_offset_commit::handle(broker, v, r)).await
+        }
+        ApiKey::ListTransactions => {
+            let v = frame.version();
+            run_async(&frame, |r| txn::list::handle(broker, v, r)).await
+        }
+        ApiKey::DescribeTransactions => {
+            run_async(&frame, |r| txn::describe::handle(broker, r)).await
+        }
+        ApiKey::DescribeProducers => run(&frame, |r| describe_producers::handle(broker, r)),
         ApiKey::ConsumerGroupDescribe => {
             run_async(&frame, |r| consumer_group::describe(broker, r)).await
         }

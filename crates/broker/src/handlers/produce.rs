@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::{respond, str};
 use crate::broker::{now_ms, Broker};
 use crate::connection::Reply;
-use crate::partition::Partition;
+use crate::partition::{Partition, TxnGuard};
 
 const FIRST_WITH_TOPIC_ID: i16 = 13;
 
@@ -98,6 +98,7 @@ pub fn handle(broker: &Arc<Broker>, frame: RequestFrame, req: ProduceRequest) ->
         body: Bytes::new(),
     };
     let acks = req.acks;
+    let transactional_id = req.transactional_id.as_ref().map(|t| t.to_string());
     let (topics, mut body) = plan(frame, req);
     let image = broker.image();
     let now = now_ms();
@@ -129,12 +130,15 @@ pub fn handle(broker: &Arc<Broker>, frame: RequestFrame, req: ProduceRequest) ->
                 partition_responses.push(error(r, ResponseError::InvalidRequiredAcks, None));
                 continue;
             }
-            if name.as_deref() == Some(crate::groups::OFFSETS_TOPIC) {
-                // Only the coordinator writes there, as Kafka enforces.
+            if let Some(internal) = name
+                .as_deref()
+                .filter(|n| [crate::groups::OFFSETS_TOPIC, crate::txns::TXN_TOPIC].contains(n))
+            {
+                // Only the coordinators write there, as Kafka enforces.
                 partition_responses.push(error(
                     r,
                     ResponseError::InvalidTopicException,
-                    Some("Cannot append to internal topic __consumer_offsets".into()),
+                    Some(format!("Cannot append to internal topic {internal}")),
                 ));
                 continue;
             }
@@ -164,8 +168,22 @@ pub fn handle(broker: &Arc<Broker>, frame: RequestFrame, req: ProduceRequest) ->
                     continue;
                 }
             };
+            let guard = match verify_txn(broker, transactional_id.as_deref(), &partition, buf) {
+                Ok(g) => g,
+                Err(e) => {
+                    let e = if e == ResponseError::TransactionAbortable && version <= 10 {
+                        ResponseError::InvalidTxnState
+                    } else {
+                        e
+                    };
+                    let message = (e == ResponseError::InvalidTxnState)
+                        .then(|| "Partition was not added to the transaction".to_string());
+                    partition_responses.push(error(r, e, message));
+                    continue;
+                }
+            };
             let result = partition
-                .append(buf, AppendOrigin::Client, now)
+                .append_verified(buf, AppendOrigin::Client, guard, now)
                 .map(|info| (info, info.log_start_offset));
             match result {
                 Ok((info, start)) => {
@@ -231,6 +249,57 @@ pub fn handle(broker: &Arc<Broker>, frame: RequestFrame, req: ProduceRequest) ->
             }))
         }
         _ => respond(&reply_to, &response),
+    }
+}
+
+/// KIP-890: a transactional batch for a partition where its producer has no open
+/// transaction must belong to a transaction the coordinator has this partition in.
+fn verify_txn(
+    broker: &Broker,
+    transactional_id: Option<&str>,
+    partition: &Partition,
+    records: &[u8],
+) -> Result<Option<TxnGuard>, ResponseError> {
+    let Some(h) = strand_protocol::batch::BatchHeader::new(records) else {
+        return Ok(None); // the log refuses it
+    };
+    if !h.is_transactional() || h.producer_id() < 0 {
+        return Ok(None);
+    }
+    let guard = partition.txn_guard(h.producer_id());
+    if guard == TxnGuard::Ongoing {
+        return Ok(Some(guard));
+    }
+    let Some(id) = transactional_id else {
+        return Err(ResponseError::InvalidTxnState);
+    };
+    if broker.image().topic(crate::txns::TXN_TOPIC).is_none() {
+        return Err(ResponseError::InvalidTxnState);
+    }
+    let wanted = strand_coordinator::txn::TxnPartitions::from([(
+        partition.tp.topic.clone(),
+        std::collections::BTreeSet::from([partition.tp.partition]),
+    )]);
+    let shard = crate::txns::shard_of(broker, id);
+    let (pid, epoch) = (h.producer_id(), h.producer_epoch());
+    let checked = broker.txns.host.peek(broker, shard, |c| {
+        c.verify_partitions(id, pid, epoch, &wanted)
+    });
+    match checked {
+        Ok(Ok(per_partition)) => match per_partition.first().and_then(|(_, _, e)| *e) {
+            None => Ok(Some(guard)),
+            Some(e) => Err(e),
+        },
+        Ok(Err(ResponseError::ProducerFenced)) => Err(ResponseError::InvalidProducerEpoch),
+        // Retriable for every client, and no metadata refresh (as Kafka remaps them).
+        Ok(Err(
+            ResponseError::ConcurrentTransactions
+            | ResponseError::NotCoordinator
+            | ResponseError::CoordinatorLoadInProgress
+            | ResponseError::CoordinatorNotAvailable,
+        ))
+        | Err(_) => Err(ResponseError::NotEnoughReplicas),
+        Ok(Err(e)) => Err(e),
     }
 }
 
