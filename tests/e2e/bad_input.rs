@@ -69,9 +69,9 @@ async fn unknown_keys_and_versions_close_only_their_connection() -> anyhow::Resu
     c.write_raw(&out).await?;
     assert!(c.is_closed().await);
 
-    // An API Strand does not implement yet (InitProducerId).
+    // An API Strand does not implement yet (DescribeAcls).
     let mut c = broker.client().await?;
-    c.send_only(ApiKey::InitProducerId, 4, &InitProducerIdRequest::default())
+    c.send_only(ApiKey::DescribeAcls, 3, &DescribeAclsRequest::default())
         .await?;
     assert!(c.is_closed().await);
 

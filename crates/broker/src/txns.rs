@@ -152,7 +152,17 @@ async fn write_markers_and_complete(
         .map_or(0, |p| p.leader_epoch);
     for (topic, partitions) in &prepared.partitions {
         for &partition in partitions {
-            write_marker(broker, topic, partition, prepared, coordinator_epoch).await?;
+            match write_marker(broker, topic, partition, prepared, coordinator_epoch).await {
+                Ok(()) => {}
+                // A newer producer or coordinator has written there since: this marker is moot.
+                Err(
+                    e @ (ResponseError::InvalidProducerEpoch
+                    | ResponseError::TransactionCoordinatorFenced),
+                ) => {
+                    tracing::warn!(topic, partition, error = ?e, "transaction marker refused; skipping it");
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
     let completed = broker
@@ -167,7 +177,9 @@ async fn write_markers_and_complete(
     Ok(())
 }
 
-async fn write_marker(
+/// Appends `prepared`'s marker to one partition and waits until it is durable (through the
+/// group coordinator for `__consumer_offsets`). A partition that no longer exists needs none.
+pub async fn write_marker(
     broker: &Arc<Broker>,
     topic: &str,
     partition: i32,
@@ -221,9 +233,7 @@ async fn write_marker(
                 })
         }
         Err(e @ (LogError::InvalidProducerEpoch { .. } | LogError::CoordinatorFenced { .. })) => {
-            // A newer producer or coordinator has written here since: this marker is moot.
-            tracing::warn!(partition = %p.tp, error = %e, "transaction marker refused; skipping it");
-            Ok(())
+            Err(crate::errors::log(&e))
         }
         Err(e) => {
             tracing::error!(partition = %p.tp, error = %e, "cannot write transaction marker");

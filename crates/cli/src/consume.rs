@@ -45,6 +45,10 @@ pub struct Args {
     pub print_offset: bool,
     #[arg(long = "print-partition")]
     pub print_partition: bool,
+    /// `read_uncommitted` (Kafka's default) or `read_committed`: skip the records of aborted
+    /// transactions and stop before open ones.
+    #[arg(long = "isolation-level", value_name = "LEVEL")]
+    pub isolation_level: Option<String>,
     /// Between the printed fields.
     #[arg(long = "separator", default_value = "\t")]
     pub separator: String,
@@ -117,6 +121,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         .to_string(),
     )];
+    if let Some(level) = &args.isolation_level {
+        if !["read_committed", "read_uncommitted"].contains(&level.as_str()) {
+            bail!("--isolation-level {level}: use read_committed or read_uncommitted");
+        }
+        defaults.push(("isolation.level", level.clone()));
+    }
     if let Some(g) = &args.group {
         defaults.push(("group.id", g.clone()));
         if args.max_messages.is_some() {

@@ -10,6 +10,7 @@ mod offsets;
 mod perf;
 mod produce;
 mod topics;
+mod transactions;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -55,6 +56,9 @@ enum Command {
     Produce(produce::Args),
     /// Print records of a topic (what kafka-console-consumer does).
     Consume(consume::Args),
+    /// List, describe and abort transactions; describe producers; find hanging transactions
+    /// (what kafka-transactions does).
+    Transactions(transactions::Args),
     /// Measure produce or consume throughput and latency (kafka-*-perf-test).
     #[command(subcommand)]
     Perf(perf::Command),
@@ -87,6 +91,7 @@ fn main() -> anyhow::Result<()> {
         Command::Offsets(args) => offsets::run(args),
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
+        Command::Transactions(args) => transactions::run(args),
         Command::Perf(cmd) => perf::run(cmd),
     }
 }

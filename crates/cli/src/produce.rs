@@ -38,6 +38,17 @@ pub struct Args {
     /// Read lines from FILE instead of standard input.
     #[arg(long, value_name = "FILE")]
     pub input: Option<PathBuf>,
+    /// Send the input as transactions of this transactional id: committed at the end (and
+    /// every --transaction-size records), aborted if a record fails.
+    #[arg(long = "transactional-id", value_name = "ID")]
+    pub transactional_id: Option<String>,
+    /// With --transactional-id: commit every N records (default: one transaction).
+    #[arg(
+        long = "transaction-size",
+        value_name = "N",
+        requires = "transactional_id"
+    )]
+    pub transaction_size: Option<u64>,
     /// Print each record's partition and offset as it is acknowledged.
     #[arg(long = "print-offsets")]
     pub print_offsets: bool,
@@ -82,6 +93,15 @@ fn parse_line(
     Ok(rec)
 }
 
+/// Commits the open transaction, or aborts it if it cannot commit.
+async fn end_transaction(producer: &Producer) -> anyhow::Result<()> {
+    if let Err(e) = producer.commit_transaction().await {
+        let _ = producer.abort_transaction().await;
+        bail!("the transaction was aborted: {e}");
+    }
+    Ok(())
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let fixed: Vec<(String, String)> = args
         .headers
@@ -92,11 +112,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .with_context(|| format!("--header takes KEY=VALUE, got {h:?}"))
         })
         .collect::<anyhow::Result<_>>()?;
-    let config = args.connect.config(&[
+    let mut defaults = vec![
         ("acks", args.acks.clone()),
         ("compression.type", args.compression.clone()),
         ("linger.ms", "5".into()),
-    ])?;
+    ];
+    if let Some(id) = &args.transactional_id {
+        defaults.push(("transactional.id", id.clone()));
+    }
+    let config = args.connect.config(&defaults)?;
     let input: Box<dyn BufRead + Send> = match &args.input {
         Some(p) => Box::new(std::io::BufReader::new(
             std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?,
@@ -105,6 +129,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     runtime()?.block_on(async move {
         let producer = Producer::new(config)?;
+        let txn = args.transactional_id.is_some();
+        if txn {
+            producer.init_transactions().await.context("init_transactions")?;
+            producer.begin_transaction()?;
+        }
         let (tx, mut rx) = tokio::sync::mpsc::channel::<strand_client::DeliveryFuture>(100_000);
         let print = args.print_offsets && args.output == Output::Text;
         let collector = tokio::spawn(async move {
@@ -147,6 +176,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             if tx.send(d).await.is_err() {
                 break;
             }
+            if txn && args.transaction_size.is_some_and(|n| n > 0 && sent % n == 0) {
+                end_transaction(&producer).await?;
+                producer.begin_transaction()?;
+            }
+        }
+        if txn {
+            end_transaction(&producer).await?;
         }
         drop(tx);
         producer.close().await?;

@@ -43,8 +43,10 @@ mod configs;
 mod groups;
 mod records;
 mod topics;
+mod transactions;
 pub mod types;
 
+pub use transactions::{AbortSpec, ProducerState, TransactionDescription, TransactionListing};
 pub use types::*;
 
 /// Administers a cluster. Cheap to clone; clones share connections and metadata.

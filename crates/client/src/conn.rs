@@ -33,6 +33,8 @@ pub(crate) fn client_max_version(key: ApiKey) -> i16 {
         ApiKey::OffsetCommit => 9,
         ApiKey::OffsetFetch => 7,
         ApiKey::ListOffsets => 9,
+        // v4+ is the brokers' batched form (verify-only); producers send v3.
+        ApiKey::AddPartitionsToTxn => 3,
         _ => i16::MAX,
     }
 }

@@ -37,6 +37,9 @@ pub enum Error {
     /// The consumer lost its group membership; its partitions were revoked.
     #[error("group membership lost: {0}")]
     Rebalance(String),
+    /// A record of the open transaction failed: the transaction can only be aborted.
+    #[error("the transaction must be aborted: {0}")]
+    TransactionAbortable(String),
 }
 
 fn context_sep(context: &str) -> &'static str {

@@ -25,13 +25,17 @@ pub mod producer;
 mod types;
 
 pub use admin::{
-    Admin, AlterConfigOp, AlterOpType, BrokerDescription, ClusterDescription, ConfigEntry,
-    ConfigResource, GroupDescription, GroupListing, ListedOffset, MemberDescription, NewTopic,
-    OffsetAndMetadata, OffsetSpec, ResourceKind,
+    AbortSpec, Admin, AlterConfigOp, AlterOpType, BrokerDescription, ClusterDescription,
+    ConfigEntry, ConfigResource, GroupDescription, GroupListing, ListedOffset, MemberDescription,
+    NewTopic, OffsetAndMetadata, OffsetSpec, ProducerState, ResourceKind, TransactionDescription,
+    TransactionListing,
 };
 pub use cluster::{ClusterView, PartitionInfo, TopicInfo};
 pub use config::Config;
 pub use consumer::{Consumer, ConsumerRecord};
 pub use error::{Error, KafkaCode, Result};
-pub use producer::{Compression, DeliveryFuture, Header, Producer, ProducerRecord, RecordMetadata};
+pub use producer::{
+    Compression, ConsumerGroupMetadata, DeliveryFuture, Header, Producer, ProducerRecord,
+    RecordMetadata,
+};
 pub use types::TopicPartition;

@@ -157,6 +157,67 @@ fn body(key: ApiKey, version: i16, buf: &mut BytesMut) -> anyhow::Result<()> {
                 .with_name(topic)
                 .with_partitions(vec![Default::default()])])
             .encode(buf, version),
+        ApiKey::InitProducerId => InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx"))))
+            .with_transaction_timeout_ms(60_000)
+            .encode(buf, version),
+        ApiKey::AddPartitionsToTxn if version < 4 => AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(TransactionalId(StrBytes::from_static_str("tx")))
+            .with_v3_and_below_topics(vec![
+                add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                    .with_name(topic)
+                    .with_partitions(vec![0]),
+            ])
+            .encode(buf, version),
+        ApiKey::AddPartitionsToTxn => AddPartitionsToTxnRequest::default()
+            .with_transactions(vec![
+                add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default()
+                    .with_transactional_id(TransactionalId(StrBytes::from_static_str("tx")))
+                    .with_verify_only(true)
+                    .with_topics(vec![
+                        add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                            .with_name(topic)
+                            .with_partitions(vec![0]),
+                    ]),
+            ])
+            .encode(buf, version),
+        ApiKey::AddOffsetsToTxn => AddOffsetsToTxnRequest::default()
+            .with_transactional_id(TransactionalId(StrBytes::from_static_str("tx")))
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .encode(buf, version),
+        ApiKey::EndTxn => EndTxnRequest::default()
+            .with_transactional_id(TransactionalId(StrBytes::from_static_str("tx")))
+            .with_committed(true)
+            .encode(buf, version),
+        ApiKey::TxnOffsetCommit => TxnOffsetCommitRequest::default()
+            .with_transactional_id(TransactionalId(StrBytes::from_static_str("tx")))
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_topics(vec![
+                txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                    .with_name(topic)
+                    .with_partitions(vec![Default::default()]),
+            ])
+            .encode(buf, version),
+        ApiKey::DescribeProducers => DescribeProducersRequest::default()
+            .with_topics(vec![describe_producers_request::TopicRequest::default()
+                .with_name(topic)
+                .with_partition_indexes(vec![0])])
+            .encode(buf, version),
+        ApiKey::DescribeTransactions => DescribeTransactionsRequest::default()
+            .with_transactional_ids(vec![TransactionalId(StrBytes::from_static_str("tx"))])
+            .encode(buf, version),
+        ApiKey::ListTransactions => ListTransactionsRequest::default()
+            .with_state_filters(vec![StrBytes::from_static_str("Ongoing")])
+            .encode(buf, version),
+        ApiKey::WriteTxnMarkers => WriteTxnMarkersRequest::default()
+            .with_markers(vec![write_txn_markers_request::WritableTxnMarker::default(
+            )
+            .with_topics(vec![
+                write_txn_markers_request::WritableTxnMarkerTopic::default()
+                    .with_name(topic)
+                    .with_partition_indexes(vec![0]),
+            ])])
+            .encode(buf, version),
         other => anyhow::bail!("no seed for {other:?}"),
     }
 }

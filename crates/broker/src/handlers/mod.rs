@@ -131,6 +131,9 @@ pub async fn dispatch(
             run_async(&frame, |r| txn::describe::handle(broker, r)).await
         }
         ApiKey::DescribeProducers => run(&frame, |r| describe_producers::handle(broker, r)),
+        ApiKey::WriteTxnMarkers => {
+            run_async(&frame, |r| txn::write_markers::handle(broker, r)).await
+        }
         ApiKey::ConsumerGroupDescribe => {
             run_async(&frame, |r| consumer_group::describe(broker, r)).await
         }

@@ -264,7 +264,19 @@ async fn fetch_from(
             };
             let decoded = if pd.error_code == 0 {
                 let data = pd.records.clone().unwrap_or_default();
-                Some(records::decode(&topic, pd.partition_index, data, offset))
+                let aborted: Vec<(i64, i64)> = pd
+                    .aborted_transactions
+                    .iter()
+                    .flatten()
+                    .map(|a| (a.producer_id.0, a.first_offset))
+                    .collect();
+                Some(records::decode(
+                    &topic,
+                    pd.partition_index,
+                    data,
+                    offset,
+                    &aborted,
+                ))
             } else {
                 None
             };

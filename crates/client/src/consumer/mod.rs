@@ -220,6 +220,20 @@ impl Consumer {
         &self.cfg
     }
 
+    /// The group and this member's place in it, for a transactional producer's
+    /// `send_offsets_to_transaction` (the Java client's `groupMetadata()`).
+    pub fn group_metadata(&self) -> Option<crate::ConsumerGroupMetadata> {
+        let g = self.group.as_ref()?;
+        let shared = g.shared();
+        let (member_id, generation_id, group_instance_id) = shared.identity();
+        Some(crate::ConsumerGroupMetadata {
+            group_id: shared.id.clone(),
+            generation_id,
+            member_id,
+            group_instance_id,
+        })
+    }
+
     /// Joins the group (on the next `poll`) to consume `topics`.
     pub fn subscribe(&mut self, topics: &[&str]) -> Result<()> {
         self.subscribe_with(topics, None)

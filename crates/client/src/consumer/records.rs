@@ -4,7 +4,9 @@
 //! read from it; compressed batches are inflated with their codec; keys, values and headers
 //! are slices of the batch (or of its inflated copy), not copies. A trailing partial batch —
 //! a fetch cut at `max.partition.fetch.bytes` — is left for the next fetch. Control batches
-//! (transaction markers) are skipped.
+//! (transaction markers) are skipped, and so are the batches of aborted transactions a
+//! `read_committed` fetch names (Kafka's consumer algorithm: a transaction's batches are
+//! dropped from its first offset until its ABORT marker).
 
 use std::sync::Arc;
 
@@ -79,13 +81,19 @@ fn inflate<D: Decompressor<Bytes, Buf = Bytes>>(data: &mut Bytes) -> Result<Byte
 }
 
 /// Decodes the record data of one partition, keeping records at or after `from_offset`.
+/// `aborted`: the `(producer id, first offset)` of each aborted transaction the fetch named.
 pub fn decode(
     topic: &Arc<str>,
     partition: i32,
     mut data: Bytes,
     from_offset: i64,
+    aborted: &[(i64, i64)],
 ) -> Result<Decoded> {
     let mut out = Decoded::default();
+    // Aborted transactions by first offset, still to reach; and those being skipped.
+    let mut upcoming: Vec<(i64, i64)> = aborted.iter().map(|&(p, f)| (f, p)).collect();
+    upcoming.sort_unstable_by(|a, b| b.cmp(a));
+    let mut skipping: std::collections::HashSet<i64> = std::collections::HashSet::new();
     while data.remaining() >= 12 {
         let base_offset = i64::from_be_bytes(data[..8].try_into().unwrap_or_default());
         let batch_length = i32::from_be_bytes(data[8..12].try_into().unwrap_or_default());
@@ -119,11 +127,29 @@ pub fn decode(
         let last_offset_delta = batch.get_i32();
         let base_timestamp = batch.get_i64();
         let max_timestamp = batch.get_i64();
-        batch.advance(8 + 2 + 4); // producer id, epoch, base sequence
+        let producer_id = batch.get_i64();
+        batch.advance(2 + 4); // epoch, base sequence
         let count = batch.get_i32();
-        out.next_offset = Some(base_offset.saturating_add(i64::from(last_offset_delta)) + 1);
+        let last_offset = base_offset.saturating_add(i64::from(last_offset_delta));
+        out.next_offset = Some(last_offset + 1);
+        while upcoming
+            .last()
+            .is_some_and(|&(first, _)| first <= last_offset)
+        {
+            if let Some((_, pid)) = upcoming.pop() {
+                skipping.insert(pid);
+            }
+        }
+        let transactional = attributes & 0x10 != 0;
         if attributes & 0x20 != 0 {
-            continue; // control batch
+            // A control batch: an ABORT marker ends the skipping of its producer.
+            if skipping.contains(&producer_id) && is_abort_marker(&batch) {
+                skipping.remove(&producer_id);
+            }
+            continue;
+        }
+        if transactional && skipping.contains(&producer_id) {
+            continue;
         }
         let log_append = attributes & 0x08 != 0;
         let mut records = match attributes & 0x07 {
@@ -189,6 +215,26 @@ pub fn decode(
     Ok(out)
 }
 
+/// Whether the records of a control batch (after its header) start with an ABORT marker key
+/// (`version 0, type 0`).
+fn is_abort_marker(records: &Bytes) -> bool {
+    let mut r = records.clone();
+    let ok = (|| {
+        let len = varint(&mut r).ok()?;
+        let mut rec = take(&mut r, len).ok()??;
+        if !rec.has_remaining() {
+            return None;
+        }
+        rec.advance(1);
+        varint(&mut rec).ok()?;
+        varint(&mut rec).ok()?;
+        let klen = varint(&mut rec).ok()?;
+        let key = take(&mut rec, klen).ok()??;
+        (key.len() >= 4).then(|| i16::from_be_bytes([key[2], key[3]]) == 0)
+    })();
+    ok.unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,7 +274,7 @@ mod tests {
             let mut data = BytesMut::new();
             data.put_slice(&batch_at(10, 5, c));
             data.put_slice(&batch_at(15, 5, c));
-            let d = decode(&topic, 0, data.freeze(), 12).unwrap();
+            let d = decode(&topic, 0, data.freeze(), 12, &[]).unwrap();
             let offsets: Vec<i64> = d.records.iter().map(|r| r.offset).collect();
             assert_eq!(offsets, (12..20).collect::<Vec<_>>(), "{c:?}");
             assert_eq!(d.next_offset, Some(20));
@@ -245,13 +291,13 @@ mod tests {
         let mut data = BytesMut::new();
         data.put_slice(&one);
         data.put_slice(&one[..one.len() - 5]);
-        let d = decode(&topic, 0, data.freeze(), 0).unwrap();
+        let d = decode(&topic, 0, data.freeze(), 0, &[]).unwrap();
         assert_eq!(d.records.len(), 3);
         assert_eq!(d.next_offset, Some(3));
         let mut bad = BytesMut::from(&one[..]);
         let last = bad.len() - 1;
         bad[last] ^= 0xff;
-        let e = decode(&topic, 0, bad.freeze(), 0).unwrap_err();
+        let e = decode(&topic, 0, bad.freeze(), 0, &[]).unwrap_err();
         assert!(e.to_string().contains("CRC"), "{e}");
     }
 }

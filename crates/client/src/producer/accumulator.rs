@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use super::batch::{BatchBuilder, Compression, Header};
+use super::batch::{BatchBuilder, Compression, Header, ProducerStamp};
 use crate::error::{Error, Result};
 
 pub type TopicPartition = (Arc<str>, i32);
@@ -54,18 +54,35 @@ pub struct Batch {
     pub seq: u64,
     /// Records sent with a callback: `(offset delta, timestamp, callback)`.
     pub callbacks: Vec<(i32, i64, Callback)>,
+    /// Producer id, epoch and sequence, once an idempotent producer drained it.
+    pub stamp: Option<ProducerStamp>,
 }
 
 impl Batch {
-    /// Encodes (and compresses) the batch if it is not yet; done outside the accumulator lock.
+    /// Encodes (and compresses) the batch if it is not yet, with its stamp; done outside the
+    /// accumulator lock. A sealed batch whose stamp changed is stamped again.
     pub fn seal(&mut self) -> Result<Bytes> {
         if let Payload::Open(_) = self.payload {
-            let Payload::Open(b) =
+            let Payload::Open(mut b) =
                 std::mem::replace(&mut self.payload, Payload::Sealed(Bytes::new()))
             else {
                 unreachable!("checked above")
             };
+            if let Some(stamp) = self.stamp {
+                b.set_stamp(stamp);
+            }
             self.payload = Payload::Sealed(b.build()?);
+        } else if let (Payload::Sealed(bytes), Some(stamp)) = (&self.payload, self.stamp) {
+            if bytes.len() >= 57 {
+                let on_wire = (
+                    i64::from_be_bytes(bytes[43..51].try_into().unwrap_or_default()),
+                    i16::from_be_bytes(bytes[51..53].try_into().unwrap_or_default()),
+                    i32::from_be_bytes(bytes[53..57].try_into().unwrap_or_default()),
+                );
+                if on_wire != (stamp.producer_id, stamp.epoch, stamp.base_sequence) {
+                    self.payload = Payload::Sealed(super::batch::restamp(bytes, &stamp));
+                }
+            }
         }
         match &self.payload {
             Payload::Sealed(b) => Ok(b.clone()),
@@ -242,6 +259,7 @@ impl Accumulator {
                     reserved: 0,
                     seq: self.next_seq,
                     callbacks: Vec::new(),
+                    stamp: None,
                 },
                 builder_bytes: 0,
             });

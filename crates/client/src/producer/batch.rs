@@ -117,6 +117,43 @@ pub fn estimate_record_bytes(
     5 + 10 + 5 + record_body_len(0, 0, key, value, headers)
 }
 
+/// The producer fields of a batch from an idempotent or transactional producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerStamp {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub base_sequence: i32,
+    pub transactional: bool,
+}
+
+const TRANSACTIONAL_BIT: i16 = 0x10;
+
+/// Writes `stamp` into an encoded batch's header and seals the CRC again.
+fn put_stamp(batch: &mut [u8], stamp: &ProducerStamp) {
+    let attributes = i16::from_be_bytes([batch[21], batch[22]]);
+    let attributes = if stamp.transactional {
+        attributes | TRANSACTIONAL_BIT
+    } else {
+        attributes & !TRANSACTIONAL_BIT
+    };
+    batch[21..23].copy_from_slice(&attributes.to_be_bytes());
+    batch[43..51].copy_from_slice(&stamp.producer_id.to_be_bytes());
+    batch[51..53].copy_from_slice(&stamp.epoch.to_be_bytes());
+    batch[53..57].copy_from_slice(&stamp.base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// A copy of an encoded batch with other producer fields (a retry after the producer id or
+/// epoch changed).
+pub fn restamp(batch: &[u8], stamp: &ProducerStamp) -> Bytes {
+    let mut b = BytesMut::from(batch);
+    if b.len() >= BATCH_HEADER_BYTES {
+        put_stamp(&mut b, stamp);
+    }
+    b.freeze()
+}
+
 /// An open batch for one partition.
 pub struct BatchBuilder {
     records: BytesMut,
@@ -124,6 +161,7 @@ pub struct BatchBuilder {
     base_timestamp: i64,
     max_timestamp: i64,
     compression: Compression,
+    stamp: Option<ProducerStamp>,
 }
 
 impl BatchBuilder {
@@ -138,7 +176,13 @@ impl BatchBuilder {
             base_timestamp: 0,
             max_timestamp: i64::MIN,
             compression,
+            stamp: None,
         }
+    }
+
+    /// The batch will carry these producer fields.
+    pub fn set_stamp(&mut self, stamp: ProducerStamp) {
+        self.stamp = Some(stamp);
     }
 
     pub fn record_count(&self) -> i32 {
@@ -237,8 +281,13 @@ impl BatchBuilder {
         h.put_i16(-1); // producer epoch
         h.put_i32(-1); // base sequence
         h.put_i32(self.count);
-        let crc = crc32c::crc32c(&out[21..]);
-        out[17..21].copy_from_slice(&crc.to_be_bytes());
+        match &self.stamp {
+            Some(stamp) => put_stamp(&mut out, stamp),
+            None => {
+                let crc = crc32c::crc32c(&out[21..]);
+                out[17..21].copy_from_slice(&crc.to_be_bytes());
+            }
+        }
         Ok(out.freeze())
     }
 }
@@ -258,6 +307,43 @@ fn compress_into<C: Compressor<BytesMut, BufMut = BytesMut>>(
 mod tests {
     use super::*;
     use kafka_protocol::records::RecordBatchDecoder;
+
+    #[test]
+    fn stamps_set_the_producer_fields_and_keep_the_crc_right() {
+        let stamp = ProducerStamp {
+            producer_id: 42,
+            epoch: 3,
+            base_sequence: 7,
+            transactional: true,
+        };
+        let mut b = BatchBuilder::new(Compression::Lz4, 256);
+        b.append(1, Some(b"k"), Some(b"v"), &[]);
+        b.append(2, Some(b"k"), Some(b"v"), &[]);
+        b.set_stamp(stamp);
+        let bytes = b.build().unwrap();
+        assert!(strand_protocol::batch::crc_matches(&bytes));
+        let set = RecordBatchDecoder::decode(&mut bytes.clone()).unwrap();
+        let r = &set.records[1];
+        assert_eq!(
+            (r.producer_id, r.producer_epoch, r.sequence, r.transactional),
+            (42, 3, 8, true)
+        );
+        let again = restamp(
+            &bytes,
+            &ProducerStamp {
+                producer_id: 9,
+                epoch: 0,
+                base_sequence: 0,
+                transactional: false,
+            },
+        );
+        assert!(strand_protocol::batch::crc_matches(&again));
+        let set = RecordBatchDecoder::decode(&mut again.clone()).unwrap();
+        assert_eq!(
+            (set.records[0].producer_id, set.records[0].transactional),
+            (9, false)
+        );
+    }
 
     #[test]
     fn batches_decode_with_every_codec() {

@@ -19,6 +19,8 @@ pub mod accumulator;
 pub mod batch;
 pub mod partitioner;
 mod sender;
+mod transactions;
+pub mod txn;
 mod wire;
 
 use std::future::{Future, IntoFuture};
@@ -35,6 +37,7 @@ use crate::error::{Error, Result};
 use accumulator::{Accumulator, AccumulatorConfig, BatchAck};
 pub use batch::{Compression, Header};
 use partitioner::{Partitioner, Strategy};
+pub use transactions::ConsumerGroupMetadata;
 
 /// Producer settings, read from Kafka's config names with Kafka's defaults.
 #[derive(Debug, Clone)]
@@ -52,6 +55,11 @@ pub struct ProducerConfig {
     pub max_block: Duration,
     pub request_bytes_max: usize,
     pub partitioner: Strategy,
+    /// `enable.idempotence`: true by default when `acks=all` (as the Java client since 3.0).
+    pub idempotence: bool,
+    pub transactional_id: Option<String>,
+    /// `transaction.timeout.ms`
+    pub transaction_timeout_ms: i32,
 }
 
 impl ProducerConfig {
@@ -62,11 +70,6 @@ impl ProducerConfig {
             "0" => 0,
             other => return Err(Error::Config(format!("acks={other:?}: use 0, 1 or all"))),
         };
-        if c.bool("enable.idempotence", false)? || c.get("transactional.id").is_some() {
-            return Err(Error::Config(
-                "enable.idempotence and transactional.id are not supported yet".into(),
-            ));
-        }
         let compression_name = c.string("compression.type", "none");
         let compression = Compression::parse(&compression_name).ok_or_else(|| {
             Error::Config(format!(
@@ -100,7 +103,37 @@ impl ProducerConfig {
             max_block: c.ms("max.block.ms", 60_000)?,
             request_bytes_max: c.parse("max.request.size", 1_048_576usize)?,
             partitioner,
+            idempotence: false,
+            transactional_id: c
+                .get("transactional.id")
+                .filter(|t| !t.is_empty())
+                .map(str::to_string),
+            transaction_timeout_ms: c.parse("transaction.timeout.ms", 60_000i32)?,
         };
+        Self::with_idempotence(cfg, c)
+    }
+
+    /// Kafka's rules: idempotence is on by default unless `acks`, `retries` or
+    /// `max.in.flight.requests.per.connection` conflict with it; asked for explicitly with
+    /// such a conflict, or off with a `transactional.id`, it is a config error.
+    fn with_idempotence(mut cfg: Self, c: &Config) -> Result<Self> {
+        let fits = cfg.acks == -1 && cfg.retries > 0 && cfg.max_in_flight <= 5;
+        let explicit = c.get("enable.idempotence").is_some();
+        cfg.idempotence = if explicit {
+            c.bool("enable.idempotence", true)?
+        } else {
+            fits
+        };
+        if cfg.idempotence && !fits {
+            return Err(Error::Config(
+                "enable.idempotence=true needs acks=all, retries > 0 and max.in.flight.requests.per.connection <= 5".into(),
+            ));
+        }
+        if cfg.transactional_id.is_some() && !cfg.idempotence {
+            return Err(Error::Config(
+                "a transactional.id needs enable.idempotence (and acks=all)".into(),
+            ));
+        }
         Ok(cfg)
     }
 }
@@ -222,6 +255,8 @@ pub(crate) struct Shared {
     pub space: Notify,
     /// Unfinished batches, for `flush`.
     pub unfinished: watch::Sender<usize>,
+    /// Producer id, sequences and transaction state, for an idempotent producer.
+    pub txn: Option<Mutex<txn::TxnManager>>,
 }
 
 impl Shared {
@@ -255,6 +290,12 @@ impl Producer {
             })),
             partitioner: Mutex::new(Partitioner::new(cfg.partitioner, cfg.batch_bytes, seed)),
             cluster,
+            txn: cfg.idempotence.then(|| {
+                Mutex::new(txn::TxnManager::new(
+                    cfg.transactional_id.clone(),
+                    cfg.transaction_timeout_ms,
+                ))
+            }),
             cfg,
             wake: Notify::new(),
             space: Notify::new(),
@@ -307,6 +348,11 @@ impl Producer {
         (Error, Option<accumulator::Callback>),
     > {
         let s = &self.shared;
+        if let Some(m) = &s.txn {
+            if let Err(e) = m.lock().unwrap_or_else(|p| p.into_inner()).check_send() {
+                return Err((e, callback));
+            }
+        }
         let now = Instant::now();
         let deadline = now + s.cfg.max_block;
         let partitions = match s.cluster.view().partition_count(&record.topic) {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 
 use super::accumulator::{Batch, BatchAck, TopicPartition};
+use super::txn::TxnManager;
 use super::Shared;
 use crate::cluster::Lane;
 use crate::error::{Error, Result};
@@ -32,10 +33,14 @@ pub(crate) async fn run(s: Arc<Shared>) {
         };
         if !expired.is_empty() {
             for b in &mut expired {
-                b.fail(Error::Timeout(format!(
+                let e = Error::Timeout(format!(
                     "{} records for {}-{} waited past delivery.timeout.ms",
                     b.record_count, b.tp.0, b.tp.1
-                )));
+                ));
+                if let (Some(m), Some(_)) = (&s.txn, b.stamp) {
+                    txn_lock(m).sequence_lost(&e);
+                }
+                b.fail(e);
             }
             let left = s.lock().unfinished();
             s.unfinished.send_replace(left);
@@ -44,6 +49,7 @@ pub(crate) async fn run(s: Arc<Shared>) {
         if done {
             break;
         }
+        let ready = gate(&s, ready, now);
         let view = s.cluster.view();
         let mut by_leader: HashMap<i32, Vec<TopicPartition>> = HashMap::new();
         let mut unknown: Vec<String> = Vec::new();
@@ -85,6 +91,9 @@ pub(crate) async fn run(s: Arc<Shared>) {
                 let Some(mut b) = s.lock().drain(tp, now) else {
                     continue;
                 };
+                if let Some(m) = &s.txn {
+                    b.stamp = txn_lock(m).stamp(&b.tp, b.record_count, b.stamp);
+                }
                 match b.seal() {
                     Ok(data) => bytes += data.len(),
                     Err(e) => {
@@ -123,6 +132,58 @@ pub(crate) async fn run(s: Arc<Shared>) {
         tokio::select! {
             _ = &mut wake => {}
             _ = tokio::time::sleep_until(sleep_until.into()) => {}
+        }
+    }
+}
+
+fn txn_lock(m: &Mutex<TxnManager>) -> std::sync::MutexGuard<'_, TxnManager> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The ready partitions that may send now: an idempotent producer needs its producer id, a
+/// transactional one needs each partition added to its transaction first; after a fatal or
+/// abortable error, what is queued fails with it.
+fn gate(s: &Arc<Shared>, ready: Vec<TopicPartition>, now: Instant) -> Vec<TopicPartition> {
+    let Some(lock) = &s.txn else {
+        return ready;
+    };
+    let mut m = txn_lock(lock);
+    if let Some(e) = m.fatal_error().or(m.abortable_error()).cloned() {
+        drop(m);
+        for tp in &ready {
+            while let Some(mut b) = s.lock().drain(tp, now) {
+                finish(s, &mut b, Err(e.clone()));
+            }
+        }
+        return Vec::new();
+    }
+    if !m.can_send() {
+        if !m.is_transactional() && !m.init_running {
+            m.init_running = true;
+            tokio::spawn(super::transactions::init_idempotent(s.clone()));
+        }
+        return Vec::new();
+    }
+    if !m.is_transactional() {
+        return ready;
+    }
+    let need: Vec<TopicPartition> = ready.iter().filter(|tp| m.needs_add(tp)).cloned().collect();
+    if need.is_empty() {
+        return ready;
+    }
+    if !m.add_running {
+        m.add_running = true;
+        tokio::spawn(super::transactions::add_partitions_task(s.clone(), need));
+    }
+    ready.into_iter().filter(|tp| !m.needs_add(tp)).collect()
+}
+
+/// [`retry_or_fail`], noting a broken sequence if a stamped batch failed for good.
+fn retry_or_lose(s: &Shared, batch: Batch, e: Error) {
+    let stamped = batch.stamp.is_some();
+    if !retry_or_fail(s, batch, e.clone()) && stamped {
+        if let Some(m) = &s.txn {
+            txn_lock(m).sequence_lost(&e);
         }
     }
 }
@@ -170,7 +231,7 @@ async fn produce(s: &Arc<Shared>, leader: i32, batches: Vec<Batch>) {
         Err(e) => {
             let topics: Vec<String> = batches.iter().map(|b| b.tp.0.to_string()).collect();
             for b in batches {
-                retry_or_fail(s, b, e.clone());
+                retry_or_lose(s, b, e.clone());
             }
             s.cluster.refresh_soon(&topics).await;
             return;
@@ -194,7 +255,13 @@ async fn produce(s: &Arc<Shared>, leader: i32, batches: Vec<Batch>) {
         .as_millis()
         .min(i32::MAX as u128) as i32;
     let sent = conn.version_for::<ProduceRequest>().and_then(|v| {
-        let body = super::wire::produce_body(v, s.cfg.acks, timeout_ms, &by_topic);
+        let body = super::wire::produce_body(
+            v,
+            s.cfg.transactional_id.as_deref(),
+            s.cfg.acks,
+            timeout_ms,
+            &by_topic,
+        );
         conn.submit_chunks(ApiKey::Produce, v, body, s.cfg.acks != 0)
             .map(|p| (v, p))
     });
@@ -203,7 +270,7 @@ async fn produce(s: &Arc<Shared>, leader: i32, batches: Vec<Batch>) {
         Ok(x) => x,
         Err(e) => {
             for b in batches {
-                retry_or_fail(s, b, e.clone());
+                retry_or_lose(s, b, e.clone());
             }
             return;
         }
@@ -230,7 +297,7 @@ async fn produce(s: &Arc<Shared>, leader: i32, batches: Vec<Batch>) {
         Err(e) => {
             let topics: Vec<String> = batches.iter().map(|b| b.tp.0.to_string()).collect();
             for b in batches {
-                retry_or_fail(s, b, e.clone());
+                retry_or_lose(s, b, e.clone());
             }
             s.cluster.refresh_soon(&topics).await;
             return;
@@ -252,7 +319,11 @@ async fn produce(s: &Arc<Shared>, leader: i32, batches: Vec<Batch>) {
             finish(s, &mut b, Err(e));
             continue;
         };
-        if p.error_code == 0 {
+        // DUPLICATE_SEQUENCE_NUMBER: the broker had it already (older brokers say so).
+        if p.error_code == 0 || p.error_code == 46 {
+            if let (Some(m), Some(stamp)) = (&s.txn, b.stamp) {
+                txn_lock(m).acknowledged(&b.tp, &stamp, b.record_count);
+            }
             finish(
                 s,
                 &mut b,
@@ -271,7 +342,37 @@ async fn produce(s: &Arc<Shared>, leader: i32, batches: Vec<Batch>) {
         if matches!(p.error_code, 3 | 5 | 6 | 100) {
             stale_metadata.push(b.tp.0.to_string());
         }
-        retry_or_fail(s, b, e);
+        if let (Some(m), Some(stamp)) = (&s.txn, b.stamp) {
+            match p.error_code {
+                // OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID: behind an earlier batch
+                // still on its way, it is retried; at the head, the sequence is broken.
+                45 | 59 => {
+                    let head = txn_lock(m).is_head(&b.tp, &stamp);
+                    if !head && b.created.elapsed() < s.lock().delivery_timeout() {
+                        s.lock()
+                            .requeue(b, Instant::now(), s.cfg.client.retry_backoff);
+                    } else {
+                        txn_lock(m).sequence_lost(&e);
+                        finish(s, &mut b, Err(e));
+                    }
+                    continue;
+                }
+                // INVALID_PRODUCER_EPOCH, PRODUCER_FENCED
+                47 | 90 => {
+                    txn_lock(m).fenced(e.clone());
+                    finish(s, &mut b, Err(e));
+                    continue;
+                }
+                // INVALID_TXN_STATE, INVALID_PRODUCER_ID_MAPPING, TRANSACTION_ABORTABLE
+                48 | 49 | 120 => {
+                    txn_lock(m).abortable(e.clone());
+                    finish(s, &mut b, Err(e));
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        retry_or_lose(s, b, e);
     }
     if !stale_metadata.is_empty() {
         stale_metadata.sort();

@@ -32,6 +32,7 @@ fn array_len(buf: &mut BytesMut, n: usize, flexible: bool) {
 /// Body chunks of a Produce request (v3–v12) carrying `topics` → `(partition, batch)`.
 pub fn produce_body(
     version: i16,
+    transactional_id: Option<&str>,
     acks: i16,
     timeout_ms: i32,
     topics: &[(&str, Vec<(i32, Bytes)>)],
@@ -39,11 +40,10 @@ pub fn produce_body(
     let flexible = version >= 9;
     let mut chunks = Vec::new();
     let mut buf = BytesMut::with_capacity(64);
-    // transactional_id: null
-    if flexible {
-        uvarint(&mut buf, 0);
-    } else {
-        buf.put_i16(-1);
+    match transactional_id {
+        Some(id) => string(&mut buf, id, flexible),
+        None if flexible => uvarint(&mut buf, 0),
+        None => buf.put_i16(-1),
     }
     buf.put_i16(acks);
     buf.put_i32(timeout_ms);
@@ -90,8 +90,11 @@ mod tests {
             ("orders", vec![(0, a.clone()), (3, b.clone())]),
             ("t2", vec![(1, a.clone())]),
         ];
-        for v in 3..=12 {
+        for (v, txn) in (3..=12).flat_map(|v| [(v, None), (v, Some("tx-1"))]) {
             let req = ProduceRequest::default()
+                .with_transactional_id(txn.map(|t: &str| {
+                    kafka_protocol::messages::TransactionalId(StrBytes::from_string(t.into()))
+                }))
                 .with_acks(-1)
                 .with_timeout_ms(30_000)
                 .with_topic_data(
@@ -114,8 +117,8 @@ mod tests {
                 );
             let mut want = BytesMut::new();
             req.encode(&mut want, v).unwrap();
-            let got: Vec<u8> = produce_body(v, -1, 30_000, &topics).concat();
-            assert_eq!(got, want.to_vec(), "v{v}");
+            let got: Vec<u8> = produce_body(v, txn, -1, 30_000, &topics).concat();
+            assert_eq!(got, want.to_vec(), "v{v} {txn:?}");
         }
     }
 }

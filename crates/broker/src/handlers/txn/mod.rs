@@ -1,5 +1,5 @@
 //! The transaction APIs: InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn,
-//! TxnOffsetCommit, ListTransactions and DescribeTransactions, one module each. They translate
+//! TxnOffsetCommit, ListTransactions, DescribeTransactions and WriteTxnMarkers, one module each. They translate
 //! to and from the wire; the transaction coordinator (`strand_coordinator::txn`) decides, and
 //! `crate::txns` writes the markers.
 
@@ -10,6 +10,7 @@ pub mod end_txn;
 pub mod init_producer_id;
 pub mod list;
 pub mod txn_offset_commit;
+pub mod write_markers;
 
 use kafka_protocol::error::ResponseError;
 
