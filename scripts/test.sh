@@ -5,7 +5,8 @@
 #   1. installs the system tools the interop suite needs, only if missing
 #      (kcat; python3 with venv support; a C toolchain for linking),
 #   2. creates .venv and installs the pinned Python clients
-#      (tests/interop/requirements.txt),
+#      (tests/interop/requirements.txt) and the pinned npm packages
+#      (tests/interop/js: KafkaJS),
 #   3. builds the broker:            cargo build --release -p strand
 #   4. runs the Rust tests:          cargo test --workspace --release
 #      and runs each Criterion micro-benchmark once (no timing is checked),
@@ -53,11 +54,13 @@ elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     missing+=(python3-venv)      # Debian splits ensurepip out of python3
 fi
 command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)   # linker for rustc
+command -v node >/dev/null 2>&1 || missing+=(nodejs)         # KafkaJS interop tests
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
     apt_install "${missing[@]}"
 else
-    echo "kcat, python3 (with venv) and cc already present"
+    echo "kcat, python3 (with venv), cc, node and npm already present"
 fi
 command -v kcat >/dev/null 2>&1 || die "kcat is still missing after apt-get"
 kcat -V 2>&1 | grep -m1 '^Version' || true
@@ -81,12 +84,18 @@ else
 fi
 "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$REQUIREMENTS"
 "$VENV/bin/python" - <<'PY'
-import confluent_kafka, kafka, pytest, sys
+import aiokafka, confluent_kafka, kafka, pytest, sys
 print("python", sys.version.split()[0],
       "| confluent-kafka", confluent_kafka.__version__,
       "(librdkafka %s)" % confluent_kafka.libversion()[0],
-      "| kafka-python", kafka.__version__, "| pytest", pytest.__version__)
+      "| kafka-python", kafka.__version__, "| aiokafka", aiokafka.__version__,
+      "| pytest", pytest.__version__)
 PY
+
+# ---------------------------------------------------------------------------
+section "npm packages (tests/interop/js)"
+npm ci --prefix "$REPO_ROOT/tests/interop/js" --no-audit --no-fund --loglevel=error
+node -e 'console.log("kafkajs", require(process.argv[1] + "/node_modules/kafkajs/package.json").version)' "$REPO_ROOT/tests/interop/js"
 
 # ---------------------------------------------------------------------------
 section "Build: cargo build --release -p strand"

@@ -10,4 +10,5 @@ mod client_producer;
 mod data;
 mod groups;
 mod lifecycle;
+mod transactions;
 mod versions;

@@ -439,7 +439,271 @@ async fn check(
             let p = &r.topics[0].partitions[0];
             anyhow::ensure!(p.error_code == 0 && p.low_watermark == 1, "{r:?}");
         }
+        ApiKey::InitProducerId => {
+            let r: InitProducerIdResponse = c
+                .send(
+                    key,
+                    v,
+                    &InitProducerIdRequest::default()
+                        .with_transactional_id(None)
+                        .with_transaction_timeout_ms(60_000),
+                )
+                .await?;
+            anyhow::ensure!(r.error_code == 0 && r.producer_id.0 >= 0, "{r:?}");
+            let (_, epoch) = txn_begin(c, &format!("vt-init-{v}")).await?;
+            anyhow::ensure!(epoch == 0, "epoch {epoch}");
+        }
+        ApiKey::AddPartitionsToTxn => {
+            let id = format!("vt-add-{v}");
+            let (pid, epoch) = txn_begin(c, &id).await?;
+            let topics = vec![
+                add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                    .with_name(name("vt"))
+                    .with_partitions(vec![0]),
+            ];
+            let req = if v < 4 {
+                AddPartitionsToTxnRequest::default()
+                    .with_v3_and_below_transactional_id(TransactionalId(s(&id)))
+                    .with_v3_and_below_producer_id(ProducerId(pid))
+                    .with_v3_and_below_producer_epoch(epoch)
+                    .with_v3_and_below_topics(topics)
+            } else {
+                // The brokers' form: check that the partition is in the transaction.
+                txn_add(c, &id, pid, epoch).await?;
+                AddPartitionsToTxnRequest::default().with_transactions(vec![
+                    add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default()
+                        .with_transactional_id(TransactionalId(s(&id)))
+                        .with_producer_id(ProducerId(pid))
+                        .with_producer_epoch(epoch)
+                        .with_verify_only(true)
+                        .with_topics(topics),
+                ])
+            };
+            let r: AddPartitionsToTxnResponse = c.send(key, v, &req).await?;
+            let results = if v < 4 {
+                &r.results_by_topic_v3_and_below
+            } else {
+                &r.results_by_transaction[0].topic_results
+            };
+            anyhow::ensure!(
+                results[0].results_by_partition[0].partition_error_code == 0,
+                "{r:?}"
+            );
+        }
+        ApiKey::AddOffsetsToTxn => {
+            let id = format!("vt-offsets-{v}");
+            let (pid, epoch) = txn_begin(c, &id).await?;
+            let r: AddOffsetsToTxnResponse = c
+                .send(
+                    key,
+                    v,
+                    &AddOffsetsToTxnRequest::default()
+                        .with_transactional_id(TransactionalId(s(&id)))
+                        .with_producer_id(ProducerId(pid))
+                        .with_producer_epoch(epoch)
+                        .with_group_id(GroupId(s("vt-group"))),
+                )
+                .await?;
+            anyhow::ensure!(r.error_code == 0, "{r:?}");
+        }
+        ApiKey::EndTxn => {
+            let id = format!("vt-end-{v}");
+            let (pid, epoch) = txn_begin(c, &id).await?;
+            txn_add(c, &id, pid, epoch).await?;
+            let r: EndTxnResponse = c
+                .send(
+                    key,
+                    v,
+                    &EndTxnRequest::default()
+                        .with_transactional_id(TransactionalId(s(&id)))
+                        .with_producer_id(ProducerId(pid))
+                        .with_producer_epoch(epoch)
+                        .with_committed(true),
+                )
+                .await?;
+            anyhow::ensure!(r.error_code == 0, "{r:?}");
+            if v >= 5 {
+                anyhow::ensure!(r.producer_epoch == epoch + 1, "no epoch bump: {r:?}");
+            }
+        }
+        ApiKey::TxnOffsetCommit => {
+            let id = format!("vt-txn-commit-{v}");
+            let (pid, epoch) = txn_begin(c, &id).await?;
+            let r: AddOffsetsToTxnResponse = c
+                .send(
+                    ApiKey::AddOffsetsToTxn,
+                    3,
+                    &AddOffsetsToTxnRequest::default()
+                        .with_transactional_id(TransactionalId(s(&id)))
+                        .with_producer_id(ProducerId(pid))
+                        .with_producer_epoch(epoch)
+                        .with_group_id(GroupId(s("vt-group"))),
+                )
+                .await?;
+            anyhow::ensure!(r.error_code == 0, "{r:?}");
+            let req = TxnOffsetCommitRequest::default()
+                .with_transactional_id(TransactionalId(s(&id)))
+                .with_group_id(GroupId(s("vt-group")))
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch)
+                .with_generation_id(-1)
+                .with_topics(vec![
+                    txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                        .with_name(name("vt"))
+                        .with_partitions(vec![
+                            txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                                .with_partition_index(0)
+                                .with_committed_offset(1),
+                        ]),
+                ]);
+            let r: TxnOffsetCommitResponse = c.send(key, v, &req).await?;
+            anyhow::ensure!(r.topics[0].partitions[0].error_code == 0, "{r:?}");
+        }
+        ApiKey::DescribeProducers => {
+            let r: InitProducerIdResponse = c
+                .send(
+                    ApiKey::InitProducerId,
+                    4,
+                    &InitProducerIdRequest::default().with_transactional_id(None),
+                )
+                .await?;
+            let pid = r.producer_id.0;
+            let mut records =
+                batch(0, 2, 1_000, kafka_protocol::records::Compression::None).to_vec();
+            // Make it the producer's: producer id, epoch 0, sequence 0, CRC again.
+            records[43..51].copy_from_slice(&pid.to_be_bytes());
+            records[51..53].copy_from_slice(&0i16.to_be_bytes());
+            records[53..57].copy_from_slice(&0i32.to_be_bytes());
+            let crc = strand_protocol::batch::compute_crc(&records);
+            records[17..21].copy_from_slice(&crc.to_be_bytes());
+            let p = produce(c, "vt", 0, -1, records.into()).await?;
+            anyhow::ensure!(p.error_code == 0, "{p:?}");
+            let r: DescribeProducersResponse = c
+                .send(
+                    key,
+                    v,
+                    &DescribeProducersRequest::default().with_topics(vec![
+                        describe_producers_request::TopicRequest::default()
+                            .with_name(name("vt"))
+                            .with_partition_indexes(vec![0]),
+                    ]),
+                )
+                .await?;
+            let part = &r.topics[0].partitions[0];
+            anyhow::ensure!(
+                part.error_code == 0
+                    && part
+                        .active_producers
+                        .iter()
+                        .any(|a| a.producer_id.0 == pid && a.last_sequence == 1),
+                "{r:?}"
+            );
+        }
+        ApiKey::DescribeTransactions => {
+            let id = format!("vt-describe-{v}");
+            txn_begin(c, &id).await?;
+            let r: DescribeTransactionsResponse = c
+                .send(
+                    key,
+                    v,
+                    &DescribeTransactionsRequest::default()
+                        .with_transactional_ids(vec![TransactionalId(s(&id))]),
+                )
+                .await?;
+            let t = &r.transaction_states[0];
+            anyhow::ensure!(
+                t.error_code == 0 && t.transaction_state.as_str() == "Empty",
+                "{r:?}"
+            );
+        }
+        ApiKey::ListTransactions => {
+            let r: ListTransactionsResponse = c
+                .send(
+                    key,
+                    v,
+                    &ListTransactionsRequest::default().with_duration_filter(-1),
+                )
+                .await?;
+            anyhow::ensure!(
+                r.error_code == 0 && !r.transaction_states.is_empty(),
+                "{r:?}"
+            );
+        }
+        ApiKey::WriteTxnMarkers => {
+            let id = format!("vt-markers-{v}");
+            let (pid, epoch) = txn_begin(c, &id).await?;
+            let r: WriteTxnMarkersResponse = c
+                .send(
+                    key,
+                    v,
+                    &WriteTxnMarkersRequest::default().with_markers(vec![
+                        write_txn_markers_request::WritableTxnMarker::default()
+                            .with_producer_id(ProducerId(pid))
+                            .with_producer_epoch(epoch)
+                            .with_transaction_result(false)
+                            .with_topics(vec![
+                                write_txn_markers_request::WritableTxnMarkerTopic::default()
+                                    .with_name(name("vt"))
+                                    .with_partition_indexes(vec![0]),
+                            ]),
+                    ]),
+                )
+                .await?;
+            anyhow::ensure!(
+                r.markers[0].topics[0].partitions[0].error_code == 0,
+                "{r:?}"
+            );
+        }
         other => anyhow::bail!("no check written for advertised API {other:?}"),
     }
+    Ok(())
+}
+
+/// A transactional id registered with its coordinator: its producer id and epoch.
+async fn txn_begin(c: &mut RawClient, id: &str) -> anyhow::Result<(i64, i16)> {
+    let r: FindCoordinatorResponse = c
+        .send(
+            ApiKey::FindCoordinator,
+            4,
+            &FindCoordinatorRequest::default()
+                .with_key_type(1)
+                .with_coordinator_keys(vec![s(id)]),
+        )
+        .await?;
+    anyhow::ensure!(r.coordinators[0].error_code == 0, "{r:?}");
+    let r: InitProducerIdResponse = c
+        .send(
+            ApiKey::InitProducerId,
+            4,
+            &InitProducerIdRequest::default()
+                .with_transactional_id(Some(TransactionalId(s(id))))
+                .with_transaction_timeout_ms(60_000),
+        )
+        .await?;
+    anyhow::ensure!(r.error_code == 0, "{r:?}");
+    Ok((r.producer_id.0, r.producer_epoch))
+}
+
+/// Adds `vt-0` to the transaction.
+async fn txn_add(c: &mut RawClient, id: &str, pid: i64, epoch: i16) -> anyhow::Result<()> {
+    let r: AddPartitionsToTxnResponse = c
+        .send(
+            ApiKey::AddPartitionsToTxn,
+            3,
+            &AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(TransactionalId(s(id)))
+                .with_v3_and_below_producer_id(ProducerId(pid))
+                .with_v3_and_below_producer_epoch(epoch)
+                .with_v3_and_below_topics(vec![
+                    add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                        .with_name(name("vt"))
+                        .with_partitions(vec![0]),
+                ]),
+        )
+        .await?;
+    anyhow::ensure!(
+        r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code == 0,
+        "{r:?}"
+    );
     Ok(())
 }

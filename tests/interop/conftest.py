@@ -64,7 +64,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if shutil.which("kcat") is None:
         missing.append("kcat (Debian package 'kcat'; scripts/test.sh installs it)")
     for module, package in (("confluent_kafka", "confluent-kafka"),
-                            ("kafka", "kafka-python")):
+                            ("kafka", "kafka-python"), ("aiokafka", "aiokafka")):
         try:
             with warnings.catch_warnings():
                 # kafka-python 3.0 loads its schemas with a deprecated
@@ -73,6 +73,11 @@ def pytest_configure(config: pytest.Config) -> None:
                 importlib.import_module(module)
         except Exception as exc:  # ImportError or a broken native extension
             missing.append(f"Python package {package} ({exc})")
+    if shutil.which("node") is None:
+        missing.append("node (Debian package 'nodejs'; scripts/test.sh installs it)")
+    kafkajs = Path(__file__).resolve().parent / "js" / "node_modules" / "kafkajs"
+    if not kafkajs.is_dir():
+        missing.append("KafkaJS (npm ci --prefix tests/interop/js; scripts/test.sh runs it)")
     binary = strand_bin()
     if not (binary.is_file() and os.access(binary, os.X_OK)):
         missing.append(f"broker binary {binary} (build it with "

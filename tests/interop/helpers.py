@@ -107,8 +107,8 @@ def topic_partition_count(a: AdminClient, name: str) -> int:
 def producer(bootstrap: str, **conf) -> Producer:
     base = {
         "bootstrap.servers": bootstrap,
-        # Strand has no InitProducerId yet; idempotence is off by default in
-        # librdkafka but say so explicitly.
+        # Plain producers here (librdkafka's default); idempotent and
+        # transactional ones are tested in test_exactly_once.py.
         "enable.idempotence": False,
         "linger.ms": 5,
         "message.timeout.ms": 60000,

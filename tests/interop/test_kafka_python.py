@@ -1,8 +1,9 @@
 """Interop with kafka-python (pure-Python client, 3.x).
 
 kafka-python 3 picks request versions from the broker's ApiVersions answer
-and enables idempotence by default (KIP-679 style); Strand has no
-InitProducerId yet, so every producer here passes enable_idempotence=False.
+and enables idempotence by default (KIP-679 style). The producers here pass
+enable_idempotence=False to test plain produce; the idempotent default is
+tested in test_exactly_once.py.
 """
 
 from __future__ import annotations

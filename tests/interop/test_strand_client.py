@@ -120,9 +120,8 @@ def test_strand_consumer_reads_what_kafka_python_produces(broker, codec):
     create_topic(broker.bootstrap, topic, partitions=1)
     n = 2000
     ts0 = 1_650_000_000_000
-    # No InitProducerId in Strand yet: kafka-python 3 turns idempotence on by default.
+    # kafka-python 3's default producer: idempotent with acks=all.
     kp = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=5,
-                       enable_idempotence=False,
                        compression_type=None if codec == "none" else codec)
     try:
         futures = [kp.send(topic, key=f"k{i}".encode(), value=f"kafka-python {i}".encode(),

@@ -263,7 +263,8 @@ fn verify_txn(
     let Some(h) = strand_protocol::batch::BatchHeader::new(records) else {
         return Ok(None); // the log refuses it
     };
-    if !h.is_transactional() || h.producer_id() < 0 {
+    // Control batches are refused by the log (clients may not write them).
+    if !h.is_transactional() || h.is_control() || h.producer_id() < 0 {
         return Ok(None);
     }
     let guard = partition.txn_guard(h.producer_id());

@@ -151,7 +151,10 @@ fn gate(s: &Arc<Shared>, ready: Vec<TopicPartition>, now: Instant) -> Vec<TopicP
     if let Some(e) = m.fatal_error().or(m.abortable_error()).cloned() {
         drop(m);
         for tp in &ready {
-            while let Some(mut b) = s.lock().drain(tp, now) {
+            loop {
+                // The accumulator lock must be let go before `finish` takes it again.
+                let drained = s.lock().drain(tp, now);
+                let Some(mut b) = drained else { break };
                 finish(s, &mut b, Err(e.clone()));
             }
         }
