@@ -216,6 +216,7 @@ def test_confluent_transactions_commit_abort_fence_and_run_ten_in_a_row(broker):
         for i in range(5):
             p.produce(topic, value=b"t%d-%d" % (t, i), partition=0)
         if t % 3 == 2:
+            p.flush(30)  # librdkafka drops what it has not sent yet when aborting
             p.abort_transaction(30)
         else:
             p.commit_transaction(30)
