@@ -47,6 +47,17 @@ pub struct ProduceArgs {
     /// Create the topic with this many partitions if it does not exist.
     #[arg(long)]
     pub partitions: Option<i32>,
+    /// Send in transactions of this transactional id (and report commits per second and
+    /// commit latency).
+    #[arg(long = "transactional-id", value_name = "ID")]
+    pub transactional_id: Option<String>,
+    /// Records per transaction, with --transactional-id.
+    #[arg(
+        long = "transaction-size",
+        default_value_t = 100,
+        requires = "transactional_id"
+    )]
+    pub transaction_size: u64,
     /// Seconds between progress lines (0: none).
     #[arg(long = "progress-s", default_value_t = 5)]
     pub progress_s: u64,
@@ -68,6 +79,9 @@ pub struct ConsumeArgs {
     /// Give up when no record arrives for this long.
     #[arg(long = "timeout-ms", default_value_t = 10_000)]
     pub timeout_ms: u64,
+    /// read_uncommitted (default) or read_committed.
+    #[arg(long = "isolation-level", default_value = "read_uncommitted")]
+    pub isolation_level: String,
     #[arg(long = "progress-s", default_value_t = 5)]
     pub progress_s: u64,
     #[arg(long, value_enum, default_value_t = Output::Text)]
@@ -115,7 +129,7 @@ fn payload_pool(record_size: usize) -> Bytes {
 }
 
 fn produce(a: ProduceArgs) -> anyhow::Result<()> {
-    let config = a.connect.config(&[
+    let mut defaults = vec![
         ("acks", a.acks.clone()),
         ("compression.type", a.compression.clone()),
         ("batch.size", a.batch_size.to_string()),
@@ -128,7 +142,11 @@ fn produce(a: ProduceArgs) -> anyhow::Result<()> {
             "max.request.size",
             (a.batch_size + 4096).max(1_048_576).to_string(),
         ),
-    ])?;
+    ];
+    if let Some(id) = &a.transactional_id {
+        defaults.push(("transactional.id", id.clone()));
+    }
+    let config = a.connect.config(&defaults)?;
     let admin_config = a.connect.config(&[])?;
     runtime()?.block_on(async move {
         if let Some(p) = a.partitions {
@@ -141,6 +159,12 @@ fn produce(a: ProduceArgs) -> anyhow::Result<()> {
         }
         let producer = Producer::new(config)?;
         producer.partitions_for(&a.topic).await?;
+        let txn = a.transactional_id.is_some();
+        let mut commits: Vec<u32> = Vec::new();
+        if txn {
+            producer.init_transactions().await.context("init_transactions")?;
+            producer.begin_transaction()?;
+        }
         let pool = payload_pool(a.record_size);
         // Callbacks run on the sender task; they only push a number, so one lock suffices.
         static LATENCIES: Mutex<Vec<u32>> = Mutex::new(Vec::new());
@@ -181,6 +205,14 @@ fn produce(a: ProduceArgs) -> anyhow::Result<()> {
                 })
                 .await?;
             sent += 1;
+            if txn && sent.is_multiple_of(a.transaction_size.max(1)) {
+                let t = Instant::now();
+                producer.commit_transaction().await.context("commit_transaction")?;
+                commits.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                if sent < a.num_records {
+                    producer.begin_transaction()?;
+                }
+            }
             if a.progress_s > 0 && sent.is_multiple_of(4096) && last_report.elapsed() >= Duration::from_secs(a.progress_s) {
                 let dt = last_report.elapsed().as_secs_f64();
                 let n = sent - reported;
@@ -193,8 +225,15 @@ fn produce(a: ProduceArgs) -> anyhow::Result<()> {
                 reported = sent;
             }
         }
+        if txn && !sent.is_multiple_of(a.transaction_size.max(1)) {
+            let t = Instant::now();
+            producer.commit_transaction().await.context("commit_transaction")?;
+            commits.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+        }
         producer.flush().await?;
         let elapsed = start.elapsed().as_secs_f64();
+        let commits_per_s = commits.len() as f64 / elapsed;
+        let commit_latency = percentiles(&mut commits);
         producer.close().await?;
         let mut lat = std::mem::take(&mut *LATENCIES.lock().unwrap_or_else(|p| p.into_inner()));
         let errors = ERRORS.load(Ordering::Relaxed);
@@ -207,13 +246,23 @@ fn produce(a: ProduceArgs) -> anyhow::Result<()> {
             Output::Json => println!(
                 "{}",
                 serde_json::json!({"perf": "produce", "records": acked, "errors": errors, "seconds": elapsed,
-                    "records_per_s": rps, "mib_per_s": mibs, "ack_latency_ms": p})
+                    "records_per_s": rps, "mib_per_s": mibs, "ack_latency_ms": p,
+                    "commits_per_s": commits_per_s, "commit_latency_ms": commit_latency})
             ),
-            Output::Text => println!(
-                "{acked} records sent, {rps:.1} records/sec ({mibs:.2} MiB/sec), {:.2} ms avg latency, {:.2} ms max latency, {:.2} ms 50th, {:.2} ms 95th, {:.2} ms 99th, {:.2} ms 99.9th.",
-                p["mean"].as_f64().unwrap_or(0.0), p["max"].as_f64().unwrap_or(0.0), p["p50"].as_f64().unwrap_or(0.0),
-                p["p95"].as_f64().unwrap_or(0.0), p["p99"].as_f64().unwrap_or(0.0), p["p999"].as_f64().unwrap_or(0.0)
-            ),
+            Output::Text => {
+                println!(
+                    "{acked} records sent, {rps:.1} records/sec ({mibs:.2} MiB/sec), {:.2} ms avg latency, {:.2} ms max latency, {:.2} ms 50th, {:.2} ms 95th, {:.2} ms 99th, {:.2} ms 99.9th.",
+                    p["mean"].as_f64().unwrap_or(0.0), p["max"].as_f64().unwrap_or(0.0), p["p50"].as_f64().unwrap_or(0.0),
+                    p["p95"].as_f64().unwrap_or(0.0), p["p99"].as_f64().unwrap_or(0.0), p["p999"].as_f64().unwrap_or(0.0)
+                );
+                if txn {
+                    println!(
+                        "{} transactions committed, {commits_per_s:.1} commits/sec, commit latency {:.2} ms 50th, {:.2} ms 99th.",
+                        commit_latency["count"], commit_latency["p50"].as_f64().unwrap_or(0.0),
+                        commit_latency["p99"].as_f64().unwrap_or(0.0)
+                    );
+                }
+            }
         }
         if let Some(e) = first_error {
             bail!("{errors} records failed; first error: {e}");
@@ -223,7 +272,10 @@ fn produce(a: ProduceArgs) -> anyhow::Result<()> {
 }
 
 fn consume(a: ConsumeArgs) -> anyhow::Result<()> {
-    let mut defaults = vec![("auto.offset.reset", "earliest".to_string())];
+    let mut defaults = vec![
+        ("auto.offset.reset", "earliest".to_string()),
+        ("isolation.level", a.isolation_level.clone()),
+    ];
     if let Some(g) = &a.group {
         defaults.push(("group.id", g.clone()));
     }

@@ -176,7 +176,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             if tx.send(d).await.is_err() {
                 break;
             }
-            if txn && args.transaction_size.is_some_and(|n| n > 0 && sent % n == 0) {
+            if txn && args.transaction_size.is_some_and(|n| n > 0 && sent.is_multiple_of(n)) {
                 end_transaction(&producer).await?;
                 producer.begin_transaction()?;
             }

@@ -271,6 +271,18 @@ fn get_bytes(b: &mut &[u8]) -> Result<Bytes, String> {
     Ok(v)
 }
 
+impl crate::runtime::CoordinatorRecord for GroupRecord {
+    fn key(&self) -> Bytes {
+        GroupRecord::key(self)
+    }
+    fn value(&self) -> Option<Bytes> {
+        GroupRecord::value(self)
+    }
+    fn decode(key: &[u8], value: Option<&[u8]>) -> Result<Self, String> {
+        GroupRecord::decode(key, value)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,17 +341,5 @@ mod tests {
                 }
             }
         }
-    }
-}
-
-impl crate::runtime::CoordinatorRecord for GroupRecord {
-    fn key(&self) -> Bytes {
-        GroupRecord::key(self)
-    }
-    fn value(&self) -> Option<Bytes> {
-        GroupRecord::value(self)
-    }
-    fn decode(key: &[u8], value: Option<&[u8]>) -> Result<Self, String> {
-        GroupRecord::decode(key, value)
     }
 }

@@ -450,6 +450,30 @@ pub fn alter_broker_configs(
     Ok(records)
 }
 
+/// How many producer ids a broker takes at once (Kafka's block size).
+pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
+
+/// The next block of producer ids for `broker_id`: the record that takes it, and its range.
+pub fn allocate_producer_ids(
+    image: &MetadataImage,
+    broker_id: i32,
+) -> Result<(MetadataRecord, std::ops::Range<i64>), ApiError> {
+    let start = image.next_producer_id;
+    let end = start.checked_add(PRODUCER_ID_BLOCK_SIZE).ok_or_else(|| {
+        ApiError::new(
+            ResponseError::UnknownServerError,
+            "producer ids are exhausted",
+        )
+    })?;
+    Ok((
+        MetadataRecord::ProducerIds {
+            broker_id,
+            next_producer_id: end,
+        },
+        start..end,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -594,28 +618,4 @@ mod tests {
             42
         );
     }
-}
-
-/// How many producer ids a broker takes at once (Kafka's block size).
-pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
-
-/// The next block of producer ids for `broker_id`: the record that takes it, and its range.
-pub fn allocate_producer_ids(
-    image: &MetadataImage,
-    broker_id: i32,
-) -> Result<(MetadataRecord, std::ops::Range<i64>), ApiError> {
-    let start = image.next_producer_id;
-    let end = start.checked_add(PRODUCER_ID_BLOCK_SIZE).ok_or_else(|| {
-        ApiError::new(
-            ResponseError::UnknownServerError,
-            "producer ids are exhausted",
-        )
-    })?;
-    Ok((
-        MetadataRecord::ProducerIds {
-            broker_id,
-            next_producer_id: end,
-        },
-        start..end,
-    ))
 }

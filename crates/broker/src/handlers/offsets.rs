@@ -58,21 +58,46 @@ pub async fn commit(
 /// Topics and partitions asked for (`None`: every committed one).
 type Wanted = Option<Vec<(String, Vec<i32>)>>;
 
-/// One group's committed offsets, or the error for the whole group.
+/// An offset as OffsetFetch answers it: `(partition, offset, leader epoch, metadata, error)`.
+type Answer = (i32, i64, i32, String, i16);
+
+/// One group's committed offsets, or the error for the whole group. With `require_stable`
+/// (v7+), a partition with an offset committed inside a transaction not yet ended answers
+/// UNSTABLE_OFFSET_COMMIT, so the consumer waits rather than start from an offset about to
+/// change.
 async fn committed(
     broker: &Broker,
     group: &str,
     wanted: Wanted,
-) -> Result<
-    Vec<(
-        String,
-        Vec<strand_coordinator::coordinator::CommittedOffset>,
-    )>,
-    i16,
-> {
-    groups::read(broker, group, |c| c.fetch_offsets(group, wanted.as_deref()))
-        .await
-        .map_err(|e| e.code())
+    require_stable: bool,
+) -> Result<Vec<(String, Vec<Answer>)>, i16> {
+    let (found, unstable) = groups::read(broker, group, |c| {
+        let unstable = if require_stable {
+            c.unstable_offsets(group)
+        } else {
+            Default::default()
+        };
+        (c.fetch_offsets(group, wanted.as_deref()), unstable)
+    })
+    .await
+    .map_err(|e| e.code())?;
+    let unstable_code = kafka_protocol::error::ResponseError::UnstableOffsetCommit.code();
+    Ok(found
+        .into_iter()
+        .map(|(topic, parts)| {
+            let parts = parts
+                .into_iter()
+                .map(|(p, offset, epoch, meta)| {
+                    if unstable.contains(&(topic.clone(), p)) {
+                        (p, -1, -1, String::new(), unstable_code)
+                    } else {
+                        (p, offset, epoch, meta, 0)
+                    }
+                })
+                .collect();
+            (topic, parts)
+        })
+        .collect())
 }
 
 pub async fn fetch(
@@ -86,7 +111,8 @@ pub async fn fetch(
                 .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
                 .collect()
         });
-        let found = match committed(broker, req.group_id.as_str(), wanted).await {
+        let stable = frame.version() >= 7 && req.require_stable;
+        let found = match committed(broker, req.group_id.as_str(), wanted, stable).await {
             Ok(f) => f,
             Err(code) => return OffsetFetchResponse::default().with_error_code(code),
         };
@@ -98,10 +124,11 @@ pub async fn fetch(
                     .with_partitions(
                         parts
                             .into_iter()
-                            .map(|(p, offset, epoch, meta)| {
+                            .map(|(p, offset, epoch, meta, code)| {
                                 let r = OffsetFetchResponsePartition::default()
                                     .with_partition_index(p)
                                     .with_committed_offset(offset)
+                                    .with_error_code(code)
                                     .with_metadata(Some(str(meta)));
                                 if frame.version() >= 5 {
                                     r.with_committed_leader_epoch(epoch)
@@ -123,7 +150,7 @@ pub async fn fetch(
                 .collect()
         });
         let group = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-        let found = match committed(broker, g.group_id.as_str(), wanted).await {
+        let found = match committed(broker, g.group_id.as_str(), wanted, req.require_stable).await {
             Ok(f) => f,
             Err(code) => {
                 groups_out.push(group.with_error_code(code));
@@ -138,10 +165,11 @@ pub async fn fetch(
                     .with_partitions(
                         parts
                             .into_iter()
-                            .map(|(p, offset, epoch, meta)| {
+                            .map(|(p, offset, epoch, meta, code)| {
                                 OffsetFetchResponsePartitions::default()
                                     .with_partition_index(p)
                                     .with_committed_offset(offset)
+                                    .with_error_code(code)
                                     .with_committed_leader_epoch(epoch)
                                     .with_metadata(Some(str(meta)))
                             })

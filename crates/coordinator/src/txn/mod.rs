@@ -227,7 +227,7 @@ impl TxnCoordinator {
             }
             TxnState::Ongoing => {
                 // Fence the previous instance: abort its transaction at a new epoch.
-                let epoch = v.producer_epoch.saturating_add(1).min(i16::MAX);
+                let epoch = v.producer_epoch.saturating_add(1);
                 let prepared = Prepared {
                     transactional_id: id.to_string(),
                     producer_id: v.producer_id,
