@@ -3,8 +3,9 @@
 # 3), medians (min-max) appended to bench/RESULTS.md:
 #
 #   - produce 1M x 1 KiB, acks=all, 1 partition, plain vs idempotent: kbench (librdkafka,
-#     --idempotence; librdkafka then sends at most 5 requests at a time, so plain runs both
-#     with its default and with max.in.flight.requests.per.connection=5, like with like) and
+#     --idempotence; librdkafka then counts *records* against its limit of 5 in flight per
+#     partition, so it sends one request at a time per partition: plain runs with its default
+#     and with max.in.flight.requests.per.connection 5 and 1, to compare like with like) and
 #     `strand perf produce` (-X enable.idempotence=false vs the default);
 #   - transactions of 100 records (`strand perf produce --transaction-size 100`): commits per
 #     second and commit latency p50 / p99;
@@ -56,14 +57,15 @@ OUT="$(mktemp /tmp/strand-eos-results.XXXXXX)"
 for round in $(seq "$ROUNDS"); do
     # Plain and idempotent alternate who goes first, round by round.
     if [ $((round % 2)) -eq 1 ]; then
-        order="kbench-plain kbench-plain5 kbench-idempotent perf-plain perf-idempotent txn consume"
+        order="kbench-plain kbench-plain5 kbench-plain1 kbench-idempotent perf-plain perf-idempotent txn consume"
     else
-        order="kbench-idempotent kbench-plain5 kbench-plain perf-idempotent perf-plain txn consume"
+        order="kbench-idempotent kbench-plain1 kbench-plain5 kbench-plain perf-idempotent perf-plain txn consume"
     fi
     for case in $order; do
         start_broker
         case "$case" in
         kbench-plain) r=$("$KB" produce --bootstrap "$BOOT" --topic p --partitions 1 --records "$RECORDS" --record-size 1024 --acks all | last_json) ;;
+        kbench-plain1) r=$("$KB" produce --bootstrap "$BOOT" --topic p --partitions 1 --records "$RECORDS" --record-size 1024 --acks all -X max.in.flight.requests.per.connection=1 | last_json) ;;
         kbench-plain5) r=$("$KB" produce --bootstrap "$BOOT" --topic p --partitions 1 --records "$RECORDS" --record-size 1024 --acks all -X max.in.flight.requests.per.connection=5 | last_json) ;;
         kbench-idempotent) r=$("$KB" produce --bootstrap "$BOOT" --topic p --partitions 1 --records "$RECORDS" --record-size 1024 --acks all --idempotence | last_json) ;;
         perf-plain) r=$("$BIN" perf produce -b "$BOOT" --topic p --partitions 1 --num-records "$RECORDS" --record-size 1024 --acks all -X enable.idempotence=false --progress-s 0 --output json | last_json) ;;
@@ -104,13 +106,15 @@ print(f"`bench/eos.sh {sys.argv[2]}`: a fresh broker per case, 1 KiB records, ac
 print("| case | MiB/s | ack p99 ms |")
 print("|---|---|---|")
 for case, label in [("kbench-plain", "kbench, plain"), ("kbench-plain5", "kbench, plain, max.in.flight 5"),
+                    ("kbench-plain1", "kbench, plain, max.in.flight 1"),
                     ("kbench-idempotent", "kbench, --idempotence"),
                     ("perf-plain", "strand perf, enable.idempotence=false"), ("perf-idempotent", "strand perf, idempotent (default)")]:
     mib = pick(case, lambda r: r["mib_per_s"])
     p99 = pick(case, lambda r: r["ack_latency_ms"]["p99"])
     print(f"| {label} | {med(mib)} | {med(p99)} |")
 for a, b, who in [("kbench-plain", "kbench-idempotent", "kbench"),
-                  ("kbench-plain5", "kbench-idempotent", "kbench, both at 5 in flight"),
+                  ("kbench-plain5", "kbench-idempotent", "kbench, plain at 5 in flight"),
+                  ("kbench-plain1", "kbench-idempotent", "kbench, plain at 1 request in flight (what librdkafka's idempotent producer sends per partition)"),
                   ("perf-plain", "perf-idempotent", "strand perf")]:
     ratio = [y / x * 100 for x, y in zip(pick(a, lambda r: r["mib_per_s"]), pick(b, lambda r: r["mib_per_s"]))]
     print(f"\nIdempotent / plain, {who}, same round: {med(ratio)} %")

@@ -278,6 +278,27 @@ where
         Ok(written.value)
     }
 
+    /// Changes the shard of `partition` without writing anything (see
+    /// [`ShardRuntime::update`]); answers once everything written before is durable.
+    pub async fn update<T>(
+        &self,
+        broker: &Broker,
+        partition: i32,
+        change: impl FnOnce(&mut S, i64) -> T,
+    ) -> Result<T, ResponseError> {
+        let (slot, p) = self.slot(broker, partition)?;
+        let done = {
+            let mut guard = lock(&slot);
+            let Some(rt) = guard.as_mut() else {
+                return Err(ResponseError::CoordinatorLoadInProgress);
+            };
+            rt.update(now_ms(), change)
+        };
+        self.settle(broker, &slot, &p, partition, done.wait_for)
+            .await?;
+        Ok(done.value)
+    }
+
     /// Reads the shard of `partition`; answers once everything written before is durable.
     pub async fn read<T>(
         &self,

@@ -89,6 +89,25 @@ pub async fn write<T>(
         .await
 }
 
+/// Changes `group`'s shard in a way that writes no record (heartbeats): nothing is saved for a
+/// revert, which matters for large groups, whose members heartbeat every few seconds.
+pub async fn update<T>(
+    broker: &Broker,
+    group: &str,
+    f: impl FnOnce(&mut GroupCoordinator, i64) -> T,
+) -> Result<T, ResponseError> {
+    if broker.image().topic(OFFSETS_TOPIC).is_none() {
+        if let Err(e) = ensure_offsets_topic(broker).await {
+            tracing::error!(error = %e.message, "cannot create {OFFSETS_TOPIC}");
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+    }
+    broker
+        .groups
+        .update(broker, shard_of(broker, group), f)
+        .await
+}
+
 /// Reads `group`'s shard. Before `__consumer_offsets` exists no group does: `f` sees an empty
 /// coordinator.
 pub async fn read<T>(

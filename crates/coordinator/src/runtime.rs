@@ -240,6 +240,16 @@ impl<S: Shard> ShardRuntime<S> {
         })
     }
 
+    /// Runs `change`, which appends nothing (a heartbeat's new session deadline): no record,
+    /// so nothing to revert and no journal to keep. Its answer, like a read's, may be sent once
+    /// `wait_for` is durable.
+    pub fn update<T>(&mut self, now: i64, change: impl FnOnce(&mut S, i64) -> T) -> Written<T> {
+        Written {
+            value: change(&mut self.state, now),
+            wait_for: self.written,
+        }
+    }
+
     /// Reads the shard; the answer may be sent once `wait_for` is durable.
     pub fn read<T>(&self, f: impl FnOnce(&S) -> T) -> Written<T> {
         Written {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::*;
-use strand_coordinator::{ClientInfo, Outcome, TopicsView};
+use strand_coordinator::{ClientInfo, TopicsView};
 use strand_protocol::frame::RequestFrame;
 
 use crate::broker::Broker;
@@ -40,11 +40,9 @@ pub async fn heartbeat(
         client_host: format!("/{}", peer.ip()),
     };
     let group = req.group_id.to_string();
-    let written = groups::write(broker, &group, |c, now| {
-        (
-            c.consumer_heartbeat(&req, client, &topics, now),
-            Outcome::default(),
-        )
+    // KIP-848 membership is kept in memory only: a heartbeat writes no record.
+    let written = groups::update(broker, &group, |c, now| {
+        c.consumer_heartbeat(&req, client, &topics, now)
     })
     .await;
     written.unwrap_or_else(|e| ConsumerGroupHeartbeatResponse::default().with_error_code(e.code()))

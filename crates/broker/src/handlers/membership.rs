@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::*;
-use strand_coordinator::{ClientInfo, Outcome, Reply as GroupReply};
+use strand_coordinator::{ClientInfo, Reply as GroupReply};
 use strand_protocol::frame::RequestFrame;
 
 use super::respond;
@@ -97,8 +97,8 @@ pub async fn heartbeat(
     req: HeartbeatRequest,
 ) -> HeartbeatResponse {
     let version = frame.version();
-    let written = groups::write(broker, req.group_id.as_str(), |c, now| {
-        (c.heartbeat(&req, version, now), Outcome::default())
+    let written = groups::update(broker, req.group_id.as_str(), |c, now| {
+        c.heartbeat(&req, version, now)
     })
     .await;
     written.unwrap_or_else(|e| HeartbeatResponse::default().with_error_code(e.code()))
