@@ -59,6 +59,18 @@ pub async fn ensure_offsets_topic(broker: &Broker) -> Result<(), ApiError> {
     }
 }
 
+/// Creates `__consumer_offsets` if needed; a group request gets COORDINATOR_NOT_AVAILABLE
+/// when that fails.
+async fn offsets_topic_or_unavailable(broker: &Broker) -> Result<(), ResponseError> {
+    if broker.image().topic(OFFSETS_TOPIC).is_some() {
+        return Ok(());
+    }
+    ensure_offsets_topic(broker).await.map_err(|e| {
+        tracing::error!(error = %e.message, "cannot create {OFFSETS_TOPIC}");
+        ResponseError::CoordinatorNotAvailable
+    })
+}
+
 /// The `__consumer_offsets` partition (and shard) of `group`.
 pub fn shard_of(broker: &Broker, group: &str) -> i32 {
     let n = broker
@@ -77,12 +89,7 @@ pub async fn write<T>(
     group: &str,
     f: impl FnOnce(&mut GroupCoordinator, i64) -> (T, Outcome),
 ) -> Result<T, ResponseError> {
-    if broker.image().topic(OFFSETS_TOPIC).is_none() {
-        if let Err(e) = ensure_offsets_topic(broker).await {
-            tracing::error!(error = %e.message, "cannot create {OFFSETS_TOPIC}");
-            return Err(ResponseError::CoordinatorNotAvailable);
-        }
-    }
+    offsets_topic_or_unavailable(broker).await?;
     broker
         .groups
         .write(broker, shard_of(broker, group), f)
@@ -96,12 +103,7 @@ pub async fn update<T>(
     group: &str,
     f: impl FnOnce(&mut GroupCoordinator, i64) -> T,
 ) -> Result<T, ResponseError> {
-    if broker.image().topic(OFFSETS_TOPIC).is_none() {
-        if let Err(e) = ensure_offsets_topic(broker).await {
-            tracing::error!(error = %e.message, "cannot create {OFFSETS_TOPIC}");
-            return Err(ResponseError::CoordinatorNotAvailable);
-        }
-    }
+    offsets_topic_or_unavailable(broker).await?;
     broker
         .groups
         .update(broker, shard_of(broker, group), f)

@@ -339,16 +339,12 @@ impl GroupCoordinator {
                 {
                     E::OffsetMetadataTooLarge.code()
                 } else {
-                    let value = OffsetValue {
-                        offset: p.committed_offset,
-                        leader_epoch: p.committed_leader_epoch,
-                        metadata: p
-                            .committed_metadata
-                            .as_ref()
-                            .map(|m| m.to_string())
-                            .unwrap_or_default(),
-                        commit_timestamp_ms: now,
-                    };
+                    let value = OffsetValue::committed(
+                        p.committed_offset,
+                        p.committed_leader_epoch,
+                        p.committed_metadata.as_ref().map(|m| m.as_str()),
+                        now,
+                    );
                     if !is_consumer_group {
                         // A commit outside any group makes a simple group, as in Kafka.
                         self.groups

@@ -18,6 +18,18 @@ pub struct OffsetValue {
     pub commit_timestamp_ms: i64,
 }
 
+impl OffsetValue {
+    /// An offset committed at `now` (OffsetCommit or TxnOffsetCommit).
+    pub fn committed(offset: i64, leader_epoch: i32, metadata: Option<&str>, now: i64) -> Self {
+        Self {
+            offset,
+            leader_epoch,
+            metadata: metadata.unwrap_or_default().to_string(),
+            commit_timestamp_ms: now,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberValue {
     pub member_id: String,

@@ -106,16 +106,12 @@ impl GroupCoordinator {
                 {
                     Some(E::OffsetMetadataTooLarge)
                 } else {
-                    let value = OffsetValue {
-                        offset: p.committed_offset,
-                        leader_epoch: p.committed_leader_epoch,
-                        metadata: p
-                            .committed_metadata
-                            .as_ref()
-                            .map(|m| m.to_string())
-                            .unwrap_or_default(),
-                        commit_timestamp_ms: now,
-                    };
+                    let value = OffsetValue::committed(
+                        p.committed_offset,
+                        p.committed_leader_epoch,
+                        p.committed_metadata.as_ref().map(|m| m.as_str()),
+                        now,
+                    );
                     held.insert((topic.clone(), p.partition_index), value.clone());
                     out.records.push(GroupRecord::Offset {
                         group: group_id.clone(),

@@ -172,6 +172,31 @@ impl TxnCoordinator {
         }
     }
 
+    /// Aborts the ongoing transaction `v` of `id` at the next epoch, fencing the producer that
+    /// holds the current one (a second instance of the id, or a transaction past its timeout).
+    fn fence(&mut self, id: &str, v: TxnValue, now: i64, out: &mut TxnOutcome) -> Prepared {
+        let epoch = v.producer_epoch.saturating_add(1);
+        let prepared = Prepared {
+            transactional_id: id.to_string(),
+            producer_id: v.producer_id,
+            producer_epoch: epoch,
+            commit: false,
+            partitions: v.partitions.clone(),
+        };
+        let pending = Pending {
+            value: Some(TxnValue {
+                producer_epoch: epoch,
+                state: TxnState::PrepareAbort,
+                last_update_ms: now,
+                ..v
+            }),
+            last_epoch: -1,
+            bumped_on_end: false,
+        };
+        self.transition(id, pending, out);
+        prepared
+    }
+
     /// InitProducerId for a transactional id. `fresh_producer_id` is a producer id the caller
     /// allocated, used if the id is new or its epoch is spent. `expected` is the producer id
     /// and epoch the client holds (KIP-360), if any.
@@ -227,25 +252,7 @@ impl TxnCoordinator {
             }
             TxnState::Ongoing => {
                 // Fence the previous instance: abort its transaction at a new epoch.
-                let epoch = v.producer_epoch.saturating_add(1);
-                let prepared = Prepared {
-                    transactional_id: id.to_string(),
-                    producer_id: v.producer_id,
-                    producer_epoch: epoch,
-                    commit: false,
-                    partitions: v.partitions.clone(),
-                };
-                let pending = Pending {
-                    value: Some(TxnValue {
-                        producer_epoch: epoch,
-                        state: TxnState::PrepareAbort,
-                        last_update_ms: now,
-                        ..v
-                    }),
-                    last_epoch: -1,
-                    bumped_on_end: false,
-                };
-                self.transition(id, pending, &mut out);
+                let prepared = self.fence(id, v, now, &mut out);
                 return (InitResult::Fencing(prepared), out);
             }
             TxnState::Dead | TxnState::PrepareEpochFence => {
@@ -532,29 +539,10 @@ impl TxnCoordinator {
             .collect();
         let mut aborts = Vec::new();
         for id in timed_out {
-            let Some(m) = self.txns.get(&id) else {
+            let Some(v) = self.txns.get(&id).map(|m| m.value.clone()) else {
                 continue;
             };
-            let v = m.value.clone();
-            let epoch = v.producer_epoch.saturating_add(1);
-            aborts.push(Prepared {
-                transactional_id: id.clone(),
-                producer_id: v.producer_id,
-                producer_epoch: epoch,
-                commit: false,
-                partitions: v.partitions.clone(),
-            });
-            let pending = Pending {
-                value: Some(TxnValue {
-                    producer_epoch: epoch,
-                    state: TxnState::PrepareAbort,
-                    last_update_ms: now,
-                    ..v
-                }),
-                last_epoch: -1,
-                bumped_on_end: false,
-            };
-            self.transition(&id, pending, &mut out);
+            aborts.push(self.fence(&id, v, now, &mut out));
         }
         let expiry = self.config.id_expiration_ms;
         let expired: Vec<String> = self

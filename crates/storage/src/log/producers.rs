@@ -81,7 +81,19 @@ impl PartitionLog {
         update: producer_state::ProducerUpdate,
         end_offset: i64,
     ) -> Result<Vec<CompletedTxn>> {
-        let aborted: Vec<AbortedTxn> = update
+        let aborted = self.aborted_by(&update);
+        let completed = self.producers.apply(update, end_offset);
+        for a in aborted {
+            self.active_mut().add_aborted_txn(a)?;
+        }
+        self.producers.on_high_watermark(self.high_watermark);
+        Ok(completed)
+    }
+
+    /// The transaction index entries of the aborts in `update`, with the last stable offset
+    /// as it is before the update applies (Kafka's rule).
+    fn aborted_by(&self, update: &producer_state::ProducerUpdate) -> Vec<AbortedTxn> {
+        update
             .completed()
             .iter()
             .filter(|t| t.aborted)
@@ -91,13 +103,7 @@ impl PartitionLog {
                 last_offset: t.marker_offset,
                 last_stable_offset: self.producers.last_stable_offset_after(t),
             })
-            .collect();
-        let completed = self.producers.apply(update, end_offset);
-        for a in aborted {
-            self.active_mut().add_aborted_txn(a)?;
-        }
-        self.producers.on_high_watermark(self.high_watermark);
-        Ok(completed)
+            .collect()
     }
 
     /// The last stable offset: committed reads stop here, before the oldest transaction not
@@ -242,17 +248,11 @@ impl PartitionLog {
                     }
                 };
                 let rebuild_index = first_recovered.is_some_and(|f| base >= f);
-                let aborted: Vec<AbortedTxn> = update
-                    .completed()
-                    .iter()
-                    .filter(|t| t.aborted && rebuild_index)
-                    .map(|t| AbortedTxn {
-                        producer_id: t.producer_id,
-                        first_offset: t.first_offset,
-                        last_offset: t.marker_offset,
-                        last_stable_offset: self.producers.last_stable_offset_after(t),
-                    })
-                    .collect();
+                let aborted = if rebuild_index {
+                    self.aborted_by(&update)
+                } else {
+                    Vec::new()
+                };
                 self.producers.apply(update, b.last_offset + 1);
                 if let Some(seg) = self.segments.get_mut(&base) {
                     for a in aborted {
