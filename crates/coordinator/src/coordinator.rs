@@ -328,16 +328,18 @@ impl GroupCoordinator {
             let topic = t.name.to_string();
             let mut partitions = Vec::new();
             for p in &t.partitions {
-                let code = if let Some(e) = group_error {
+                let refused = group_error.or_else(|| {
+                    let metadata = p.committed_metadata.as_ref().map(|m| m.as_str());
+                    partition_commit_error(
+                        &topic,
+                        p.partition_index,
+                        metadata,
+                        max_metadata,
+                        &partition_exists,
+                    )
+                });
+                let code = if let Some(e) = refused {
                     e.code()
-                } else if !partition_exists(&topic, p.partition_index) {
-                    E::UnknownTopicOrPartition.code()
-                } else if p
-                    .committed_metadata
-                    .as_ref()
-                    .is_some_and(|m| m.len() > max_metadata)
-                {
-                    E::OffsetMetadataTooLarge.code()
                 } else {
                     let value = OffsetValue::committed(
                         p.committed_offset,
@@ -704,6 +706,24 @@ impl Shard for GroupCoordinator {
         self.consumer_groups.revert();
         self.offsets.revert();
         self.pending_txn.revert();
+    }
+}
+
+/// What refuses one partition of an offset commit (plain or transactional): an unknown
+/// partition, or metadata over `offset.metadata.max.bytes`.
+pub(crate) fn partition_commit_error(
+    topic: &str,
+    partition: i32,
+    metadata: Option<&str>,
+    metadata_bytes_max: usize,
+    partition_exists: impl Fn(&str, i32) -> bool,
+) -> Option<E> {
+    if !partition_exists(topic, partition) {
+        Some(E::UnknownTopicOrPartition)
+    } else if metadata.is_some_and(|m| m.len() > metadata_bytes_max) {
+        Some(E::OffsetMetadataTooLarge)
+    } else {
+        None
     }
 }
 

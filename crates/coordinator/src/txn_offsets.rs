@@ -14,7 +14,7 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
-use crate::coordinator::{GroupCoordinator, Offsets, Outcome};
+use crate::coordinator::{partition_commit_error, GroupCoordinator, Offsets, Outcome};
 use crate::group::{Group, GroupState};
 use crate::records::{GroupRecord, OffsetValue};
 use crate::runtime::BatchKind;
@@ -95,16 +95,18 @@ impl GroupCoordinator {
             let topic = t.name.to_string();
             let mut partitions = Vec::with_capacity(t.partitions.len());
             for p in &t.partitions {
-                let error = if let Some(e) = group_error {
-                    Some(e)
-                } else if !partition_exists(&topic, p.partition_index) {
-                    Some(E::UnknownTopicOrPartition)
-                } else if p
-                    .committed_metadata
-                    .as_ref()
-                    .is_some_and(|m| m.len() > max_metadata)
-                {
-                    Some(E::OffsetMetadataTooLarge)
+                let error = group_error.or_else(|| {
+                    let metadata = p.committed_metadata.as_ref().map(|m| m.as_str());
+                    partition_commit_error(
+                        &topic,
+                        p.partition_index,
+                        metadata,
+                        max_metadata,
+                        &partition_exists,
+                    )
+                });
+                let error = if error.is_some() {
+                    error
                 } else {
                     let value = OffsetValue::committed(
                         p.committed_offset,
