@@ -136,6 +136,16 @@ async fn corrupt_batches_get_corrupt_message_and_append_nothing() -> anyhow::Res
     two.extend_from_slice(&good[..good.len() - 1]);
     let r = produce(&mut c, "t", 0, 1, two.into()).await?;
     assert_eq!(r.error_code, 2, "{r:?}");
+    // Two whole batches: from v3, a partition gets exactly one.
+    let mut two = good.to_vec();
+    two.extend_from_slice(&good);
+    let r = produce(&mut c, "t", 0, 1, two.into()).await?;
+    assert_eq!(r.error_code, 87, "{r:?}");
+    assert!(r
+        .error_message
+        .as_deref()
+        .unwrap_or("")
+        .contains("exactly one record batch"));
     // Too big for max.message.bytes.
     create_topic(&mut c, "small", 1, &[("max.message.bytes", "100")]).await?;
     let r = produce(&mut c, "small", 0, 1, batch(0, 20, 0, Compression::None)).await?;

@@ -11,4 +11,5 @@ mod data;
 mod groups;
 mod lifecycle;
 mod transactions;
+mod validation;
 mod versions;

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use strand_metadata::config::topic_config_by_broker_name;
+use strand_protocol::batch::Codec;
 use strand_storage::{LogConfig, TimestampType};
 
 #[derive(Debug, thiserror::Error)]
@@ -368,6 +369,17 @@ impl BrokerConfig {
                 Some("LogAppendTime") => TimestampType::LogAppendTime,
                 _ => TimestampType::CreateTime,
             },
+            timestamp_before_max_ms: num(
+                "message.timestamp.before.max.ms",
+                d.timestamp_before_max_ms,
+            )
+            .max(0),
+            timestamp_after_max_ms: num("message.timestamp.after.max.ms", d.timestamp_after_max_ms)
+                .max(0),
+            // `producer` (the default) keeps what the producer sent.
+            compression: resolved
+                .get("compression.type")
+                .and_then(|c| Codec::from_config_name(c)),
             delete_policy: policy.contains(&"delete"),
             compact_policy: policy.contains(&"compact"),
             retention_ms: num("retention.ms", d.retention_ms),

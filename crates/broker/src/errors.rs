@@ -28,6 +28,8 @@ pub fn log(e: &LogError) -> ResponseError {
     match e {
         LogError::Io { .. } | LogError::Offline(_) => ResponseError::KafkaStorageError,
         LogError::InvalidBatch(b) => batch(b),
+        LogError::Records(r) if r.invalid_timestamp => ResponseError::InvalidTimestamp,
+        LogError::Records(_) => ResponseError::InvalidRecord,
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         LogError::Corrupt { .. } => ResponseError::CorruptMessage,
         LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,

@@ -154,6 +154,22 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         )
     },
     def(
+        "message.timestamp.after.max.ms",
+        "log.message.timestamp.after.max.ms",
+        ConfigType::Long,
+        "3600000",
+        0.0,
+        "How far ahead of the broker's clock a CreateTime timestamp may be.",
+    ),
+    def(
+        "message.timestamp.before.max.ms",
+        "log.message.timestamp.before.max.ms",
+        ConfigType::Long,
+        LONG_MAX,
+        0.0,
+        "How far behind the broker's clock a CreateTime timestamp may be.",
+    ),
+    def(
         "min.cleanable.dirty.ratio",
         "log.cleaner.min.cleanable.ratio",
         ConfigType::Double,

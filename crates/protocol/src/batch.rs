@@ -75,14 +75,25 @@ pub enum BatchError {
 /// Compression codec named in a batch's attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Codec {
-    None,
-    Gzip,
-    Snappy,
-    Lz4,
-    Zstd,
+    None = 0,
+    Gzip = 1,
+    Snappy = 2,
+    Lz4 = 3,
+    Zstd = 4,
 }
 
 impl Codec {
+    /// The name `compression.type` gives it (`uncompressed` for none).
+    pub fn from_config_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "uncompressed" | "none" => Codec::None,
+            "gzip" => Codec::Gzip,
+            "snappy" => Codec::Snappy,
+            "lz4" => Codec::Lz4,
+            "zstd" => Codec::Zstd,
+            _ => return None,
+        })
+    }
     fn from_attributes(attributes: i16) -> Option<Self> {
         Some(match attributes & COMPRESSION_MASK {
             0 => Codec::None,
@@ -221,11 +232,9 @@ pub struct BatchInfo {
     pub transactional: bool,
 }
 
-/// Validates a producer's record set: one or more complete magic-2 batches, each with a correct
-/// CRC, a sane record count matching its last offset delta, at most `batch_bytes_max` bytes, and,
-/// when uncompressed, records whose framing and offset deltas are exactly right.
-///
-/// Compressed batches are not inflated: the CRC covers their payload, and consumers check it again.
+/// Validates the batches of a producer's record set: one or more complete magic-2 batches, each
+/// with a correct CRC, a sane record count matching its last offset delta, a known codec, and at
+/// most `batch_bytes_max` bytes. The records inside are for [`crate::records::walk`].
 pub fn validate_record_set(
     set: &[u8],
     batch_bytes_max: usize,
@@ -308,9 +317,6 @@ pub fn validate_record_set(
                 header.attributes() & 7
             ))
         })?;
-        if codec == Codec::None {
-            check_records(&batch[BATCH_HEADER_BYTES..], count).map_err(invalid)?;
-        }
         infos.push(BatchInfo {
             position,
             size,
@@ -325,61 +331,6 @@ pub fn validate_record_set(
         position += size;
     }
     Ok(infos)
-}
-
-/// Walks uncompressed records: each must be framed exactly by its length and carry offset
-/// delta `i` for the `i`-th record.
-fn check_records(mut records: &[u8], count: i32) -> Result<(), String> {
-    for i in 0..count {
-        let len = read_varint(&mut records).ok_or("truncated record length")?;
-        let len = usize::try_from(len).map_err(|_| format!("record {i} has length {len}"))?;
-        if len > records.len() {
-            return Err(format!("record {i} of {len} bytes overruns the batch"));
-        }
-        let (mut record, rest) = records.split_at(len);
-        records = rest;
-        let _attributes = take(&mut record, 1).ok_or("truncated attributes")?;
-        read_varlong(&mut record).ok_or("truncated timestamp delta")?;
-        let offset_delta = read_varint(&mut record).ok_or("truncated offset delta")?;
-        if offset_delta != i {
-            return Err(format!("record {i} has offset delta {offset_delta}"));
-        }
-        skip_bytes(&mut record, true).ok_or("bad key")?;
-        skip_bytes(&mut record, true).ok_or("bad value")?;
-        let headers = read_varint(&mut record).ok_or("truncated header count")?;
-        if headers < 0 {
-            return Err(format!("record {i} has {headers} headers"));
-        }
-        for _ in 0..headers {
-            skip_bytes(&mut record, false).ok_or("bad header key")?;
-            skip_bytes(&mut record, true).ok_or("bad header value")?;
-        }
-        if !record.is_empty() {
-            return Err(format!("record {i} has {} trailing bytes", record.len()));
-        }
-    }
-    if !records.is_empty() {
-        return Err(format!("{} bytes after the last record", records.len()));
-    }
-    Ok(())
-}
-
-fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-    if buf.len() < n {
-        return None;
-    }
-    let (head, tail) = buf.split_at(n);
-    *buf = tail;
-    Some(head)
-}
-
-/// A length-prefixed byte string; `-1` (null) is allowed when `nullable`.
-fn skip_bytes(buf: &mut &[u8], nullable: bool) -> Option<()> {
-    match read_varint(buf)? {
-        -1 if nullable => Some(()),
-        n if n >= 0 => take(buf, n as usize).map(|_| ()),
-        _ => None,
-    }
 }
 
 /// Zig-zag varint, at most 5 bytes.
@@ -482,6 +433,21 @@ pub fn read_end_txn_marker(batch: &[u8]) -> Option<(bool, i32)> {
     }
 }
 
+/// A copy of the batch `original` (one whole validated batch) whose records are `payload`,
+/// compressed with `codec`, and whose max timestamp is `max_timestamp`: the header's other
+/// fields (producer, sequence, base timestamp, count) are kept, the CRC is sealed anew.
+pub fn with_payload(original: &[u8], codec: Codec, payload: &[u8], max_timestamp: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + payload.len());
+    out.extend_from_slice(&original[..BATCH_HEADER_BYTES]);
+    out.extend_from_slice(payload);
+    let length = (out.len() - LOG_OVERHEAD) as i32;
+    out[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&length.to_be_bytes());
+    let attributes = (BatchHeader(&out).attributes() & !COMPRESSION_MASK) | codec as i16;
+    out[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    BatchMut(&mut out).set_max_timestamp(max_timestamp);
+    out
+}
+
 /// In-place changes the log makes to a validated batch.
 pub struct BatchMut<'a>(&'a mut [u8]);
 
@@ -501,36 +467,34 @@ impl<'a> BatchMut<'a> {
     pub fn set_partition_leader_epoch(&mut self, epoch: i32) {
         self.0[EPOCH_AT..EPOCH_AT + 4].copy_from_slice(&epoch.to_be_bytes());
     }
+    /// Sets the max timestamp (a CreateTime batch's, computed from its records) and re-seals the
+    /// CRC.
+    pub fn set_max_timestamp(&mut self, max_timestamp: i64) {
+        self.0[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8]
+            .copy_from_slice(&max_timestamp.to_be_bytes());
+        self.seal();
+    }
+    /// Rewrites the CRC over the covered bytes.
+    fn seal(&mut self) {
+        let crc = compute_crc(self.0);
+        self.0[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    }
     /// Marks the batch LogAppendTime with `now_ms` as its max timestamp, and re-seals the CRC.
     /// Consumers read every record's timestamp as the batch's max timestamp then.
     pub fn set_log_append_time(&mut self, now_ms: i64) {
         let attributes = self.header().attributes() | TIMESTAMP_TYPE_BIT;
         self.0[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
         self.0[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
-        let crc = compute_crc(self.0);
-        self.0[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        self.seal();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::BytesMut;
     use kafka_protocol::records::{Compression, RecordBatchDecoder, TimestampType};
 
-    pub(crate) fn batch(n: usize, compression: Compression) -> BytesMut {
-        let records: Vec<_> = (0..n)
-            .map(|i| {
-                crate::testing::record(
-                    i as i64,
-                    Some(format!("k{i}").into()),
-                    Some(format!("value-{i}").into()),
-                    1_000 + i as i64,
-                )
-            })
-            .collect();
-        crate::testing::encode(&records, compression)
-    }
+    use crate::testing::batch;
 
     #[test]
     fn accepts_what_the_encoder_writes() {

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::*;
 
 use crate::api::is_supported;
-use crate::batch::validate_record_set;
+use crate::batch::{validate_record_set, BatchHeader};
 use crate::frame::{decode_body, frame_len, RequestFrame};
 
 /// Frame bytes allowed in a fuzz run (the broker's limit is a config; any value will do).
@@ -37,7 +37,7 @@ pub fn request(data: &[u8]) {
                 for t in &p.topic_data {
                     for pd in &t.partition_data {
                         if let Some(records) = &pd.records {
-                            let _ = validate_record_set(records, FRAME_BYTES_MAX);
+                            record_set(records);
                         }
                     }
                 }
@@ -73,7 +73,15 @@ pub fn request(data: &[u8]) {
     }
 }
 
-/// A record set as a producer sends it. Must never panic.
+/// A record set as a producer sends it: its batches validated, and the records of each read
+/// whatever the CRC says (so that mutations reach the record reader and the decompressors).
+/// Must never panic.
 pub fn record_set(data: &[u8]) {
     let _ = validate_record_set(data, FRAME_BYTES_MAX);
+    let mut rest = data;
+    while let Some(size) = BatchHeader::new(rest).and_then(|h| h.total_size()) {
+        let Some(batch) = rest.get(..size) else { break };
+        let _ = crate::records::walk(batch, |_| {});
+        rest = &rest[size..];
+    }
 }

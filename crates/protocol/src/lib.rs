@@ -7,8 +7,10 @@
 //!   connection closed) the way Kafka does.
 //! * [`api`]: the ApiVersions table. Strand advertises exactly the APIs it implements.
 //! * [`batch`]: a zero-copy view of a record batch (magic 2) header: validation of what a producer
-//!   sent (length, magic, CRC32C, record count, offset deltas) and the in-place patches the log
-//!   makes (base offset, leader epoch, LogAppendTime).
+//!   sent (length, magic, CRC32C, record count) and the in-place patches the log makes (base
+//!   offset, leader epoch, max timestamp, LogAppendTime).
+//! * [`records`]: the records inside a batch, read one at a time through [`codec`]'s
+//!   decompressing streams, with their framing and offset deltas checked.
 //! * [`fetch`]: a Fetch response writer that leaves record data as separate chunks, so the broker
 //!   can send file ranges straight from the page cache instead of copying them into the response.
 //!
@@ -22,10 +24,12 @@
 
 pub mod api;
 pub mod batch;
+pub mod codec;
 pub mod fetch;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod records;
 #[doc(hidden)]
 pub mod testing;
 

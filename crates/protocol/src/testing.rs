@@ -65,3 +65,18 @@ pub fn request_frame(
         .expect("test request body encodes");
     buf.freeze()
 }
+
+/// A batch of `n` keyed records, values `value-{i}`, timestamps `1000 + i`.
+pub fn batch(n: usize, compression: Compression) -> BytesMut {
+    let records: Vec<_> = (0..n)
+        .map(|i| {
+            record(
+                i as i64,
+                Some(format!("k{i}").into()),
+                Some(format!("value-{i}").into()),
+                1_000 + i as i64,
+            )
+        })
+        .collect();
+    encode(&records, compression)
+}

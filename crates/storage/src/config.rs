@@ -1,3 +1,5 @@
+use strand_protocol::batch::Codec;
+
 /// How record timestamps are set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TimestampType {
@@ -21,6 +23,12 @@ pub struct LogConfig {
     pub max_message_bytes: usize,
     /// `message.timestamp.type`.
     pub timestamp_type: TimestampType,
+    /// `message.timestamp.before.max.ms`: how far in the past a CreateTime timestamp may be.
+    pub timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: how far in the future a CreateTime timestamp may be.
+    pub timestamp_after_max_ms: i64,
+    /// `compression.type`: the codec batches are stored in; `None` keeps the producer's.
+    pub compression: Option<Codec>,
     /// `cleanup.policy` contains `delete`: old segments go by age and size.
     pub delete_policy: bool,
     /// `cleanup.policy` contains `compact`: the cleaner keeps the latest value per key.
@@ -51,6 +59,10 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             max_message_bytes: 1_048_588,
             timestamp_type: TimestampType::CreateTime,
+            timestamp_before_max_ms: i64::MAX,
+            // Kafka 4's default (KIP-1030): at most an hour ahead of the broker's clock.
+            timestamp_after_max_ms: 3_600_000,
+            compression: None,
             delete_policy: true,
             compact_policy: false,
             retention_ms: 7 * 24 * 3600 * 1000,

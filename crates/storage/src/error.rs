@@ -12,6 +12,8 @@ pub enum LogError {
     },
     #[error("invalid record batch: {0}")]
     InvalidBatch(#[from] BatchError),
+    #[error("{0}")]
+    Records(crate::validate::RecordErrors),
     #[error("offset {offset} is out of range [{log_start_offset}, {log_end_offset}]")]
     OffsetOutOfRange {
         offset: i64,

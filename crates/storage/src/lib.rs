@@ -17,7 +17,8 @@
 //!     leader-epoch-checkpoint             leader epoch -> first offset written under it
 //! ```
 //!
-//! Modules, from the bottom up: [`index`] (the two index files), [`segment`] (one `.log` file
+//! Modules, from the bottom up: [`validate`] (record-level checks of what a leader appends, as
+//! Kafka's `LogValidator`), [`index`] (the two index files), [`segment`] (one `.log` file
 //! with its indexes, append, scan, recovery), [`epoch`] (leader-epoch cache and Kafka's
 //! checkpoint file format), [`producer_state`] (idempotent and transactional producers, open
 //! transactions, snapshots), [`txn_index`] (aborted transactions), [`cleaner`] (log compaction), [`log`] (a partition's segments: append with offset assignment,
@@ -47,6 +48,7 @@ pub mod manager;
 pub mod producer_state;
 pub mod segment;
 pub mod txn_index;
+pub mod validate;
 
 pub use config::{LogConfig, TimestampType};
 pub use error::{LogError, Result};
@@ -54,3 +56,4 @@ pub use log::{AppendInfo, FileSlice, OpenReport, PartitionLog, RetentionOutcome,
 pub use manager::{CheckpointEntry, FoundPartition, LogManager};
 pub use producer_state::{AppendOrigin, Marker, ProducerEntry};
 pub use txn_index::AbortedTxn;
+pub use validate::{RecordError, RecordErrors};

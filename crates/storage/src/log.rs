@@ -354,24 +354,18 @@ impl PartitionLog {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo> {
-        let infos = validate_record_set(records, self.config.max_message_bytes)?;
-        if self.config.compact_policy {
-            // As Kafka: a compacted topic keeps the latest value per key, so every record needs one.
-            for info in &infos {
-                let mut batch =
-                    Bytes::copy_from_slice(&records[info.position..info.position + info.size]);
-                let keyless = RecordBatchDecoder::decode(&mut batch)
-                    .map(|set| set.records.iter().any(|r| r.key.is_none()));
-                if !matches!(keyless, Ok(false)) {
-                    return Err(LogError::InvalidBatch(
-                        strand_protocol::batch::BatchError::InvalidRecord {
-                            position: info.position,
-                            reason: "Compacted topic cannot accept message without key".into(),
-                        },
-                    ));
-                }
+        let max_bytes = self.config.max_message_bytes;
+        let mut infos = validate_record_set(records, max_bytes)?;
+        let mut rewritten = crate::validate::validate(records, &mut infos, &self.config, now_ms)?;
+        let records: &mut [u8] = match rewritten.as_mut() {
+            Some(set) => {
+                // A topic codec changed the bytes: their batches are described again (and
+                // the size limit applies to what is stored, as Kafka checks it after).
+                infos = validate_record_set(set, max_bytes)?;
+                set
             }
-        }
+            None => records,
+        };
         let log_append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
         let base_offset = self.log_end_offset();
         let mut next = base_offset;

@@ -208,10 +208,11 @@ fn compacted_topics_refuse_keyless_records() {
     // Same batch shape without a key.
     let records = vec![record(0, None, Some("v".into()), 0)];
     let mut keyless = encode(&records, Compression::Zstd);
-    assert!(matches!(
-        log.append(&mut keyless, 0, 0).unwrap_err(),
-        LogError::InvalidBatch(BatchError::InvalidRecord { .. })
-    ));
+    let LogError::Records(refused) = log.append(&mut keyless, 0, 0).unwrap_err() else {
+        panic!("a keyless record was not named")
+    };
+    assert_eq!(refused.errors[0].index, 0);
+    assert!(!refused.invalid_timestamp);
     assert_eq!(log.append(&mut b, 0, 0).unwrap().base_offset, 0);
 }
 

@@ -168,6 +168,10 @@ pub fn handle(broker: &Arc<Broker>, frame: RequestFrame, req: ProduceRequest) ->
                     continue;
                 }
             };
+            if let Err((e, message)) = request_rules(version, buf) {
+                partition_responses.push(error(r, e, Some(message)));
+                continue;
+            }
             let guard = match verify_txn(broker, transactional_id.as_deref(), &partition, buf) {
                 Ok(g) => g,
                 Err(e) => {
@@ -202,10 +206,20 @@ pub fn handle(broker: &Arc<Broker>, frame: RequestFrame, req: ProduceRequest) ->
                     let mut r = r.with_error_code(crate::errors::log(&e).code());
                     if version >= 8 {
                         r.error_message = Some(str(e.to_string()));
-                        if let LogError::InvalidBatch(_) = e {
-                            r.record_errors = vec![BatchIndexAndErrorMessage::default()
-                                .with_batch_index(0)
-                                .with_batch_index_error_message(Some(str(e.to_string())))];
+                        if let LogError::Records(records) = &e {
+                            // KIP-467: the producer fails these records with their own
+                            // message, and the rest of the batch with another error.
+                            r.record_errors = records
+                                .errors
+                                .iter()
+                                .map(|e| {
+                                    BatchIndexAndErrorMessage::default()
+                                        .with_batch_index(e.index)
+                                        .with_batch_index_error_message(Some(str(e
+                                            .message
+                                            .clone())))
+                                })
+                                .collect();
                         }
                     }
                     partition_responses.push(r);
@@ -250,6 +264,45 @@ pub fn handle(broker: &Arc<Broker>, frame: RequestFrame, req: ProduceRequest) ->
         }
         _ => respond(&reply_to, &response),
     }
+}
+
+/// The rules of the request's version for a partition's records, before the log sees them
+/// (Kafka's `ProduceRequest.validateRecords`): from v3, exactly one batch, of magic 2, and
+/// zstd only from v7 (KIP-110).
+fn request_rules(version: i16, records: &[u8]) -> Result<(), (ResponseError, String)> {
+    let Some(h) = strand_protocol::batch::BatchHeader::new(records) else {
+        return Ok(()); // the log says what is wrong with it
+    };
+    if h.magic() != strand_protocol::batch::MAGIC_V2 {
+        return Err((
+            ResponseError::InvalidRecord,
+            format!(
+                "Produce requests with version {version} are only allowed to contain record \
+                 batches with magic version 2"
+            ),
+        ));
+    }
+    if version < 7 && h.codec() == Some(strand_protocol::batch::Codec::Zstd) {
+        return Err((
+            ResponseError::UnsupportedCompressionType,
+            format!(
+                "Produce requests with version {version} are not allowed to use ZStandard \
+                 compression"
+            ),
+        ));
+    }
+    // More than one batch; if what follows is not a whole batch, the log reports it corrupt.
+    let complete = || strand_protocol::batch::validate_record_set(records, usize::MAX).is_ok();
+    if h.total_size().is_some_and(|size| size < records.len()) && complete() {
+        return Err((
+            ResponseError::InvalidRecord,
+            format!(
+                "Produce requests with version {version} are only allowed to contain exactly \
+                 one record batch per partition"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// KIP-890: a transactional batch for a partition where its producer has no open
