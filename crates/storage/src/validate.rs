@@ -82,13 +82,13 @@ pub(crate) fn validate(
             Some(codec) if codec != info.codec => {
                 rewritten.push((i, recompress(bytes, info, codec, max_timestamp)?));
             }
-            _ if config.timestamp_type == TimestampType::CreateTime => {
-                if info.max_timestamp != max_timestamp {
-                    BatchMut::new(bytes)
-                        .ok_or(BatchError::Empty)?
-                        .set_max_timestamp(max_timestamp);
-                    info.max_timestamp = max_timestamp;
-                }
+            _ if config.timestamp_type == TimestampType::CreateTime
+                && info.max_timestamp != max_timestamp =>
+            {
+                BatchMut::new(bytes)
+                    .ok_or(BatchError::Empty)?
+                    .set_max_timestamp(max_timestamp);
+                info.max_timestamp = max_timestamp;
             }
             _ => {}
         }
