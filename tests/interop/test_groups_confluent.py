@@ -134,59 +134,78 @@ def test_assignors_split_and_rebalance_on_leave(gbroker, members, strategy):
 # Static membership
 # ---------------------------------------------------------------------------
 
-def test_static_member_restart_keeps_assignment(gbroker, members):
-    """A static member (group.instance.id) that restarts within its session
-    timeout gets the same partitions back with no rebalance: the others are
-    not revoked anything, and the coordinator replaced its member id."""
+@pytest.mark.parametrize("strategy,restarted,subscription", [
+    ("range", "b", "plain"),
+    ("range", "a", "regex"),
+    ("cooperative-sticky", "a", "plain"),
+    ("cooperative-sticky", "b", "regex"),
+])
+def test_static_member_restart_keeps_assignment(gbroker, members, strategy, restarted,
+                                                subscription):
+    """KIP-345: a static member (group.instance.id) that restarts within its
+    session timeout gets the same partitions back and nobody rebalances: the
+    others are revoked nothing, through metadata refreshes, whether the member
+    is a follower (b) or the leader (a, which librdkafka's JoinGroup v5 names
+    under its old id so that it does not assign again), with an eager and a
+    cooperative assignor, and with a plain or a regex subscription."""
     bs = gbroker.bootstrap
     topic = unique("static")
     group = unique("g-static")
     create_topic(bs, topic, partitions=6)
+    subscribe = topic if subscription == "plain" else f"^{topic}.*"
 
     def conf(inst):
         # A long session: the restart (a new Python process) must fit in it.
         return {**CLASSIC_CONF, "session.timeout.ms": "30000",
-                "group.instance.id": inst}
+                "group.instance.id": inst,
+                "partition.assignment.strategy": strategy,
+                "topic.metadata.refresh.interval.ms": "1000"}
 
-    # a first, so that it is the leader; b (restarted below) is a follower.
-    a = members.start("a", bs, group, topic, conf("inst-a"))
+    # a first, so that it is the leader.
+    a = members.start("a", bs, group, subscribe, conf("inst-a"))
     wait_split([a], topic, 6, JOIN_TIMEOUT_S, what="a alone owns all six")
-    b = members.start("b", bs, group, topic, conf("inst-b"))
-    c = members.start("c", bs, group, topic, conf("inst-c"))
+    b = members.start("b", bs, group, subscribe, conf("inst-b"))
+    c = members.start("c", bs, group, subscribe, conf("inst-c"))
     wait_split([a, b, c], topic, 6, JOIN_TIMEOUT_S, sizes=[2, 2, 2], what="2/2/2")
+    time.sleep(1.5)  # let a cooperative rebalance finish its second round
 
     before = describe_group(bs, group)
     by_inst = {m.group_instance_id: m for m in before.members}
     assert set(by_inst) == {"inst-a", "inst-b", "inst-c"}, by_inst
-    old_b_id = by_inst["inst-b"].member_id
+    old_id = by_inst[f"inst-{restarted}"].member_id
+    gone = {"a": a, "b": b}[restarted]
+    stay = [m for m in (a, b, c) if m is not gone]
     owned = {m.name: set(m.assignment) for m in (a, b, c)}
-    history = {m.name: (len(m.assigns), len(m.revokes)) for m in (a, c)}
+    history = {m.name: (len(m.assigns), len(m.revokes)) for m in stay}
 
-    b.close()  # librdkafka: a static member sends no LeaveGroup
-    # The coordinator still counts b as a member until its session expires.
+    gone.close()  # librdkafka: a static member sends no LeaveGroup
+    # The coordinator still counts it as a member until its session expires.
     mid = describe_group(bs, group)
     assert mid.state == ConsumerGroupState.STABLE, mid.state
     assert len(mid.members) == 3, [m.group_instance_id for m in mid.members]
 
-    b2 = members.start("b2", bs, group, topic, conf("inst-b"))
-    wait_until(lambda: b2.refresh().assignment == owned["b"], timeout=20,
-               what=f"restarted static member to get {sorted(owned['b'])} back")
-    time.sleep(2.0)  # a rebalance, if one were triggered, would show by now
-    for m in (a, c):
+    back = members.start(f"{restarted}2", bs, group, subscribe, conf(f"inst-{restarted}"))
+    wait_until(lambda: back.refresh().assignment == owned[gone.name], timeout=20,
+               what=f"restarted static member to get {sorted(owned[gone.name])} back")
+    time.sleep(3.0)  # metadata refreshes (every second); a rebalance would show by now
+    for m in stay:
         m.refresh()
         assert set(m.assignment) == owned[m.name], (m.name, m.assignment, owned[m.name])
         assert (len(m.assigns), len(m.revokes)) == history[m.name], (
             f"{m.name} went through a rebalance when a static member restarted:\n"
             f"{m.summary()}")
-    assert b2.assignment == owned["b"], b2.summary()
+    back.refresh()
+    assert back.assignment == owned[gone.name], back.summary()
 
     after = describe_group(bs, group)
     assert after.state == ConsumerGroupState.STABLE, after.state
     by_inst = {m.group_instance_id: m for m in after.members}
     assert set(by_inst) == {"inst-a", "inst-b", "inst-c"}, by_inst
-    assert by_inst["inst-b"].member_id != old_b_id, "static member kept its old member id"
-    assert {(tp.topic, tp.partition) for tp in by_inst["inst-b"].assignment.topic_partitions} \
-        == owned["b"]
+    assert by_inst[f"inst-{restarted}"].member_id != old_id, \
+        "static member kept its old member id"
+    assert {(tp.topic, tp.partition)
+            for tp in by_inst[f"inst-{restarted}"].assignment.topic_partitions} \
+        == owned[gone.name]
 
 
 # ---------------------------------------------------------------------------

@@ -212,22 +212,14 @@ impl GroupCoordinator {
                         Reply::Sync(sync_reply(group, v, E::FencedInstanceId, Bytes::new())),
                     ));
                 }
-                // Kafka rebalances only if the group's selected protocol would change: the
-                // member must still offer it, with the same metadata. (After a coordinator
-                // restart only the selected protocol is known, so a full-list comparison would
-                // always differ.)
-                let unchanged = m.same_protocols(&protocols)
-                    || group.protocol.as_ref().is_some_and(|sel| {
-                        protocols
-                            .iter()
-                            .any(|(n, md)| n == sel && m.metadata(sel) == *md)
-                    });
                 m.id = new_id.clone();
                 m.client_id = client.client_id.clone();
                 m.client_host = client.client_host.clone();
                 m.session_timeout_ms = req.session_timeout_ms;
                 m.rebalance_timeout_ms = rebalance_timeout_ms;
                 m.session_deadline_ms = now + i64::from(req.session_timeout_ms);
+                // The new subscription is kept whatever happens next (Kafka's updateMember).
+                m.protocols = protocols.clone();
                 let was_leader = group.leader.as_deref() == Some(old_id.as_str());
                 if was_leader {
                     group.leader = Some(new_id.clone());
@@ -235,19 +227,32 @@ impl GroupCoordinator {
                 group
                     .static_members
                     .insert(instance_id.clone().unwrap_or_default(), new_id.clone());
-                if group.state == GroupState::Stable && unchanged && !was_leader {
-                    // KIP-345: same member, same subscription: no rebalance, same assignment.
-                    group.members.insert(new_id.clone(), m);
-                    reply(&mut out, join_success(group, &new_id, version));
+                group.members.insert(new_id.clone(), m);
+                // KIP-345: a static member back in a stable group keeps its assignment, and
+                // nobody rebalances, unless the group's selected protocol would change (as
+                // Kafka decides it: the metadata bytes are not compared, since a restarted
+                // member no longer knows what it owned).
+                if group.state == GroupState::Stable && group.select_protocol() == group.protocol {
+                    let mut r = join_success(group, &new_id, version);
+                    if was_leader && version >= 9 {
+                        // KIP-814: the leader sees the members but must not assign again.
+                        r.skip_assignment = true;
+                    } else if was_leader {
+                        // Before v9 the leader cannot be told to skip: it is named under its
+                        // old id, so it takes itself for a follower and syncs for its share.
+                        r.leader = s(old_id.clone());
+                        r.members.clear();
+                    }
+                    reply(&mut out, r);
                     out.records.push(GroupRecord::Group {
                         group: group_id,
                         value: Some(group.to_value()),
                     });
                     return out;
                 }
-                m.protocols = protocols.clone();
-                m.awaiting_join = Some((request, version));
-                group.members.insert(new_id.clone(), m);
+                if let Some(m) = group.members.get_mut(&new_id) {
+                    m.awaiting_join = Some((request, version));
+                }
                 self.prepare_rebalance_or_check(&group_id, now, &mut out);
                 return out;
             }
@@ -431,14 +436,28 @@ impl GroupCoordinator {
         let Some(group) = self.groups.get_mut(group_id) else {
             return;
         };
+        // Dynamic members that did not rejoin are gone; static ones stay (with the metadata
+        // they last sent) until their session expires, and get their share.
         let gone: Vec<String> = group
             .members
             .values()
-            .filter(|m| m.awaiting_join.is_none())
+            .filter(|m| m.awaiting_join.is_none() && m.instance_id.is_none())
             .map(|m| m.id.clone())
             .collect();
         for id in gone {
             group.remove_member(&id);
+        }
+        if !group.members.is_empty() && group.members.values().all(|m| m.awaiting_join.is_none()) {
+            // Only absent static members: nobody to lead. Kafka waits another rebalance
+            // timeout (their sessions may expire first, which ends the join phase).
+            let timeout = group
+                .members
+                .values()
+                .map(|m| i64::from(m.rebalance_timeout_ms))
+                .max()
+                .unwrap_or(0);
+            group.join_deadline_ms = Some(now + timeout);
+            return;
         }
         group.join_deadline_ms = None;
         group.initial_join_until_ms = None;
@@ -454,12 +473,18 @@ impl GroupCoordinator {
             return;
         }
         group.protocol = group.select_protocol();
+        // The leader must be a member that rejoined (it computes the assignment).
         if group
             .leader
             .as_ref()
-            .is_none_or(|l| !group.members.contains_key(l))
+            .and_then(|l| group.members.get(l))
+            .is_none_or(|l| l.awaiting_join.is_none())
         {
-            group.leader = group.members.keys().next().cloned();
+            group.leader = group
+                .members
+                .values()
+                .find(|m| m.awaiting_join.is_some())
+                .map(|m| m.id.clone());
         }
         group.set_state(GroupState::CompletingRebalance, now);
         let ids: Vec<String> = group.members.keys().cloned().collect();
@@ -630,7 +655,7 @@ impl GroupCoordinator {
         let Some(m) = group.members.get_mut(member_id) else {
             return code(E::UnknownMemberId);
         };
-        if req.generation_id != group.generation && group.state != GroupState::PreparingRebalance {
+        if req.generation_id != group.generation {
             return code(E::IllegalGeneration);
         }
         m.session_deadline_ms = now + i64::from(m.session_timeout_ms);
@@ -748,9 +773,7 @@ impl GroupCoordinator {
             .values()
             .filter(|g| {
                 g.pending.values().any(|deadline| *deadline <= now)
-                    || g.members
-                        .values()
-                        .any(|m| m.awaiting_join.is_none() && m.session_deadline_ms <= now)
+                    || g.members.values().any(|m| m.session_expired(now))
                     || (g.state == GroupState::PreparingRebalance
                         && g.join_deadline_ms.is_some_and(|d| now >= d))
             })
@@ -764,7 +787,7 @@ impl GroupCoordinator {
             let expired: Vec<String> = group
                 .members
                 .values()
-                .filter(|m| m.awaiting_join.is_none() && m.session_deadline_ms <= now)
+                .filter(|m| m.session_expired(now))
                 .map(|m| m.id.clone())
                 .collect();
             let mut removed = false;

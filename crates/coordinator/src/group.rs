@@ -63,6 +63,13 @@ impl Member {
     pub fn same_protocols(&self, other: &[(String, Bytes)]) -> bool {
         self.protocols == other
     }
+    /// Whether the session has run out. A member waiting for its JoinGroup or SyncGroup
+    /// answer does not expire (the coordinator owes it one), as in Kafka.
+    pub fn session_expired(&self, now: i64) -> bool {
+        self.awaiting_join.is_none()
+            && self.awaiting_sync.is_none()
+            && self.session_deadline_ms <= now
+    }
 }
 
 #[derive(Debug, Clone)]

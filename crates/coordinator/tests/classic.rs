@@ -21,6 +21,9 @@ struct Harness {
     records: Vec<GroupRecord>,
     /// Member metadata every join sends, instead of `meta-<member>-<protocol>`.
     metadata: Option<Bytes>,
+    /// The JoinGroup version and session timeout joins are sent with.
+    version: i16,
+    session: i32,
 }
 
 const SESSION: i32 = 10_000;
@@ -37,6 +40,8 @@ impl Harness {
             next: 0,
             records: Vec::new(),
             metadata: None,
+            version: 9,
+            session: SESSION,
         }
     }
 
@@ -70,6 +75,7 @@ impl Harness {
         self.next += 1;
         let id = self.next;
         let mut req = Self::join_req(member, instance, protocols);
+        req.session_timeout_ms = self.session;
         if let Some(m) = &self.metadata {
             for p in &mut req.protocols {
                 p.metadata = m.clone();
@@ -77,7 +83,7 @@ impl Harness {
         }
         let out = self.c.join(
             req,
-            9,
+            self.version,
             ClientInfo {
                 client_id: "c".into(),
                 client_host: "/127.0.0.1".into(),
@@ -323,6 +329,97 @@ fn a_static_member_restarting_gets_its_assignment_back_without_a_rebalance() {
         h.c.heartbeat(&req, 4, h.now).error_code,
         E::FencedInstanceId.code()
     );
+}
+
+/// Two static members, i1 (leading, assigned "one") and i2 ("two"), stable in generation 2.
+fn stable_static_pair(h: &mut Harness) -> (String, String) {
+    let (r1, replies) = h.join("", Some("i1"), &["range"]);
+    let m1 = join_reply(&replies, r1).member_id.to_string();
+    h.sync(&m1, 1, &[(&m1, "one")]);
+    let (r2, _) = h.join("", Some("i2"), &["range"]);
+    let (_, replies) = h.join(&m1, Some("i1"), &["range"]);
+    let m2 = join_reply(&replies, r2).member_id.to_string();
+    h.sync(&m2, 2, &[]);
+    h.sync(&m1, 2, &[(&m1, "one"), (&m2, "two")]);
+    assert_eq!(h.state(), GroupState::Stable);
+    (m1, m2)
+}
+
+#[test]
+fn a_static_leader_restarting_keeps_the_group_stable() {
+    let mut h = Harness::new(0);
+    let (m1, _m2) = stable_static_pair(&mut h);
+    // v9 (KIP-814): the new incarnation leads, sees the members, and is told not to assign.
+    let (r, replies) = h.join("", Some("i1"), &["range"]);
+    let j = join_reply(&replies, r);
+    let new_m1 = j.member_id.to_string();
+    assert_eq!((j.error_code, j.generation_id), (0, 2));
+    assert_eq!(j.leader.as_str(), new_m1);
+    assert!(j.skip_assignment);
+    assert_eq!(j.members.len(), 2);
+    assert_eq!(h.state(), GroupState::Stable);
+    let (sid, replies) = h.sync(&new_m1, 2, &[]);
+    assert_eq!(sync_reply(&replies, sid).assignment, Bytes::from("one"));
+    // Before v9: it is named under its old id, takes itself for a follower, syncs for its share.
+    h.version = 5;
+    let (r, replies) = h.join("", Some("i1"), &["range"]);
+    let j = join_reply(&replies, r);
+    let newer_m1 = j.member_id.to_string();
+    assert_eq!(j.leader.as_str(), new_m1, "the previous incarnation's id");
+    assert!(j.members.is_empty() && !j.skip_assignment);
+    assert_eq!(h.state(), GroupState::Stable);
+    let (sid, replies) = h.sync(&newer_m1, 2, &[]);
+    assert_eq!(sync_reply(&replies, sid).assignment, Bytes::from("one"));
+    // It leads all the same: its next rejoin (a metadata change) rebalances the group.
+    assert_eq!(
+        h.c.group("g").unwrap().leader.as_deref(),
+        Some(newer_m1.as_str())
+    );
+    let (_, replies) = h.join(&newer_m1, Some("i1"), &["range"]);
+    assert!(replies.is_empty());
+    assert_eq!(h.state(), GroupState::PreparingRebalance);
+    assert_ne!(m1, newer_m1);
+}
+
+#[test]
+fn a_static_member_restarting_with_other_metadata_does_not_rebalance() {
+    let mut h = Harness::new(0);
+    let (_m1, _m2) = stable_static_pair(&mut h);
+    // A restarted cooperative member no longer lists what it owned: other bytes, same protocol.
+    h.metadata = Some(Bytes::from_static(b"owned-nothing"));
+    let (r, replies) = h.join("", Some("i2"), &["range"]);
+    let j = join_reply(&replies, r);
+    assert_eq!((j.error_code, j.generation_id), (0, 2));
+    assert_eq!(h.state(), GroupState::Stable);
+    let g = h.c.group("g").unwrap();
+    let stored = &g.members[j.member_id.as_str()];
+    assert_eq!(
+        stored.metadata("range"),
+        Bytes::from_static(b"owned-nothing")
+    );
+}
+
+#[test]
+fn an_absent_static_member_keeps_its_place_through_a_rebalance() {
+    let mut h = Harness::new(0);
+    h.session = 60_000; // longer than the 30 s rebalance timeout
+    let (m1, m2) = stable_static_pair(&mut h);
+    // A third member joins while i2 is down (restarting); i1 rejoins, i2 does not.
+    h.session = SESSION;
+    let (m3, r3, _) = h.join_new();
+    let (r1, replies) = h.join(&m1, Some("i1"), &["range"]);
+    assert!(replies.is_empty(), "i2 has not rejoined");
+    let replies = h.advance(30_000);
+    let j1 = join_reply(&replies, r1);
+    join_reply(&replies, r3);
+    assert_eq!(j1.generation_id, 3);
+    let members: Vec<&str> = j1.members.iter().map(|m| m.member_id.as_str()).collect();
+    assert!(
+        members.contains(&m2.as_str()) && members.contains(&m3.as_str()),
+        "{members:?}"
+    );
+    // i2 comes back under a new id into the completing generation: a rebalance, not a loss.
+    assert!(h.c.group("g").unwrap().members.contains_key(&m2));
 }
 
 #[test]
