@@ -112,5 +112,9 @@ pub mod messages;
 pub mod protocol;
 pub mod records;
 
+// Strand patch: tests for the pre-2.1 versions restored in the message codecs (KIP-896).
+#[cfg(all(test, feature = "client", feature = "broker"))]
+mod strand_kip896_tests;
+
 pub use error::ResponseError;
 pub use indexmap;

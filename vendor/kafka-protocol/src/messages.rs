@@ -1525,10 +1525,13 @@ impl ApiKey {
         match self {
             ApiKey::Produce => VersionRange { min: 3, max: 13 },
             ApiKey::Fetch => VersionRange { min: 4, max: 18 },
-            ApiKey::ListOffsets => VersionRange { min: 1, max: 10 },
+            // Strand patch: min version 0 restored (KIP-896 removed it in Kafka 4.0).
+            ApiKey::ListOffsets => VersionRange { min: 0, max: 10 },
             ApiKey::Metadata => VersionRange { min: 0, max: 13 },
-            ApiKey::OffsetCommit => VersionRange { min: 2, max: 10 },
-            ApiKey::OffsetFetch => VersionRange { min: 1, max: 10 },
+            // Strand patch: min version 0 restored (KIP-896 removed it in Kafka 4.0).
+            ApiKey::OffsetCommit => VersionRange { min: 0, max: 10 },
+            // Strand patch: min version 0 restored (KIP-896 removed it in Kafka 4.0).
+            ApiKey::OffsetFetch => VersionRange { min: 0, max: 10 },
             ApiKey::FindCoordinator => VersionRange { min: 0, max: 6 },
             ApiKey::JoinGroup => VersionRange { min: 0, max: 9 },
             ApiKey::Heartbeat => VersionRange { min: 0, max: 4 },
@@ -1538,8 +1541,10 @@ impl ApiKey {
             ApiKey::ListGroups => VersionRange { min: 0, max: 5 },
             ApiKey::SaslHandshake => VersionRange { min: 0, max: 1 },
             ApiKey::ApiVersions => VersionRange { min: 0, max: 4 },
-            ApiKey::CreateTopics => VersionRange { min: 2, max: 7 },
-            ApiKey::DeleteTopics => VersionRange { min: 1, max: 6 },
+            // Strand patch: min version 0 restored (KIP-896 removed it in Kafka 4.0).
+            ApiKey::CreateTopics => VersionRange { min: 0, max: 7 },
+            // Strand patch: min version 0 restored (KIP-896 removed it in Kafka 4.0).
+            ApiKey::DeleteTopics => VersionRange { min: 0, max: 6 },
             ApiKey::DeleteRecords => VersionRange { min: 0, max: 2 },
             ApiKey::InitProducerId => VersionRange { min: 0, max: 6 },
             ApiKey::OffsetForLeaderEpoch => VersionRange { min: 2, max: 4 },
@@ -1551,7 +1556,8 @@ impl ApiKey {
             ApiKey::DescribeAcls => VersionRange { min: 1, max: 3 },
             ApiKey::CreateAcls => VersionRange { min: 1, max: 3 },
             ApiKey::DeleteAcls => VersionRange { min: 1, max: 3 },
-            ApiKey::DescribeConfigs => VersionRange { min: 1, max: 4 },
+            // Strand patch: min version 0 restored (KIP-896 removed it in Kafka 4.0).
+            ApiKey::DescribeConfigs => VersionRange { min: 0, max: 4 },
             ApiKey::AlterConfigs => VersionRange { min: 0, max: 2 },
             ApiKey::AlterReplicaLogDirs => VersionRange { min: 1, max: 2 },
             ApiKey::DescribeLogDirs => VersionRange { min: 1, max: 4 },
