@@ -10,6 +10,7 @@ mod client_producer;
 mod data;
 mod groups;
 mod lifecycle;
+mod old_versions;
 mod transactions;
 mod validation;
 mod versions;

@@ -119,6 +119,13 @@ impl Broker {
         self.commit(|_| Ok(vec![record])).await.map(|_| ())
     }
 
+    /// The request versions this broker serves (`strand.allow.old.protocol.versions`).
+    pub fn api_table(&self) -> strand_protocol::api::ApiTable {
+        strand_protocol::api::ApiTable {
+            allow_old: self.config.allow_old_protocol_versions,
+        }
+    }
+
     pub fn image(&self) -> Arc<MetadataImage> {
         self.image
             .read()

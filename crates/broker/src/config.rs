@@ -73,6 +73,7 @@ pub const BROKER_KEYS: &[(&str, Option<&str>)] = &[
     ),
     ("group.consumer.session.timeout.ms", Some("45000")),
     ("group.consumer.heartbeat.interval.ms", Some("5000")),
+    ("strand.allow.old.protocol.versions", Some("true")),
 ];
 
 /// Synonyms Kafka accepts for a setting in another unit; folded into the `.ms` key.
@@ -130,6 +131,9 @@ pub struct BrokerConfig {
     /// `producer.id.expiration.ms`: an idle producer's state is dropped after this.
     pub producer_id_expiration_ms: i64,
     pub transactions: TransactionsConfig,
+    /// `strand.allow.old.protocol.versions`: serve the request versions Kafka 4 removed
+    /// (KIP-896) that Kafka 3.9 served; `false` answers exactly as Kafka 4.
+    pub allow_old_protocol_versions: bool,
     /// The group coordinator's settings (`group.*`, `offsets.retention.minutes`, ...).
     pub groups: strand_coordinator::GroupConfig,
     /// Every key set explicitly (file, environment, flags), after unit folding: what
@@ -273,6 +277,10 @@ impl BrokerConfig {
                     )?,
                 },
             },
+            allow_old_protocol_versions: parse_bool(
+                "strand.allow.old.protocol.versions",
+                &get("strand.allow.old.protocol.versions"),
+            )?,
             groups: strand_coordinator::GroupConfig {
                 min_session_timeout_ms: positive(
                     "group.min.session.timeout.ms",

@@ -218,7 +218,11 @@ impl GroupCoordinator {
                     .iter()
                     .filter(|((topic, _), v)| {
                         let base = since.unwrap_or(v.commit_timestamp_ms);
-                        !subscribed.contains(topic) && base.saturating_add(retention) <= now
+                        let due = match v.expire_timestamp_ms {
+                            Some(expire) => now >= expire,
+                            None => base.saturating_add(retention) <= now,
+                        };
+                        !subscribed.contains(topic) && due
                     })
                     .map(|((topic, partition), _)| (id.clone(), topic.clone(), *partition)),
             );
@@ -341,12 +345,20 @@ impl GroupCoordinator {
                 let code = if let Some(e) = refused {
                     e.code()
                 } else {
-                    let value = OffsetValue::committed(
+                    let mut value = OffsetValue::committed(
                         p.committed_offset,
                         p.committed_leader_epoch,
                         p.committed_metadata.as_ref().map(|m| m.as_str()),
                         now,
                     );
+                    // OffsetCommit v1 may name the commit time (retention counts from it);
+                    // v2-v4 may name how long to keep the offset.
+                    if version == 1 && p.commit_timestamp != -1 {
+                        value.commit_timestamp_ms = p.commit_timestamp;
+                    }
+                    if (2..=4).contains(&version) && req.retention_time_ms != -1 {
+                        value.expire_timestamp_ms = Some(now.saturating_add(req.retention_time_ms));
+                    }
                     if !is_consumer_group {
                         // A commit outside any group makes a simple group, as in Kafka.
                         self.groups

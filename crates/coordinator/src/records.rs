@@ -3,7 +3,7 @@
 //!
 //! | key version | key | value |
 //! |---|---|---|
-//! | 1 | `group, topic, partition` (OffsetCommitKey) | v3: `offset, leader epoch, metadata, commit time` |
+//! | 1 | `group, topic, partition` (OffsetCommitKey) | v3: `offset, leader epoch, metadata, commit time`; v1 when the commit names its expiry (OffsetCommit v2-v4 `retention_time_ms`): `offset, metadata, commit time, expire time` |
 //! | 2 | `group` (GroupMetadataKey) | v3: protocol type, generation, protocol, leader, state time, members |
 //!
 //! A null value is a tombstone: the offset or the group is gone.
@@ -16,6 +16,9 @@ pub struct OffsetValue {
     pub leader_epoch: i32,
     pub metadata: String,
     pub commit_timestamp_ms: i64,
+    /// When the offset expires, if its commit said (OffsetCommit v2-v4 `retention_time_ms`);
+    /// otherwise it ages by `offsets.retention.minutes`.
+    pub expire_timestamp_ms: Option<i64>,
 }
 
 impl OffsetValue {
@@ -26,6 +29,7 @@ impl OffsetValue {
             leader_epoch,
             metadata: metadata.unwrap_or_default().to_string(),
             commit_timestamp_ms: now,
+            expire_timestamp_ms: None,
         }
     }
 }
@@ -99,13 +103,23 @@ impl GroupRecord {
     pub fn value(&self) -> Option<Bytes> {
         let mut b = BytesMut::new();
         match self {
-            GroupRecord::Offset { value: Some(v), .. } => {
-                b.put_i16(3);
-                b.put_i64(v.offset);
-                b.put_i32(v.leader_epoch);
-                put_str(&mut b, &v.metadata);
-                b.put_i64(v.commit_timestamp_ms);
-            }
+            GroupRecord::Offset { value: Some(v), .. } => match v.expire_timestamp_ms {
+                // As Kafka: value v1 is the one that carries an expiry (and no leader epoch).
+                Some(expire) => {
+                    b.put_i16(1);
+                    b.put_i64(v.offset);
+                    put_str(&mut b, &v.metadata);
+                    b.put_i64(v.commit_timestamp_ms);
+                    b.put_i64(expire);
+                }
+                None => {
+                    b.put_i16(3);
+                    b.put_i64(v.offset);
+                    b.put_i32(v.leader_epoch);
+                    put_str(&mut b, &v.metadata);
+                    b.put_i64(v.commit_timestamp_ms);
+                }
+            },
             GroupRecord::Group { value: Some(v), .. } => {
                 b.put_i16(3);
                 put_str(&mut b, &v.protocol_type);
@@ -164,11 +178,17 @@ fn decode_offset_value(mut v: &[u8]) -> Result<OffsetValue, String> {
     let leader_epoch = if version >= 3 { get_i32(&mut v)? } else { -1 };
     let metadata = get_str(&mut v)?;
     let commit_timestamp_ms = get_i64(&mut v)?;
+    let expire_timestamp_ms = if version == 1 {
+        Some(get_i64(&mut v)?)
+    } else {
+        None
+    };
     Ok(OffsetValue {
         offset,
         leader_epoch,
         metadata,
         commit_timestamp_ms,
+        expire_timestamp_ms,
     })
 }
 
@@ -311,6 +331,7 @@ mod tests {
                     leader_epoch: 1,
                     metadata: "m".into(),
                     commit_timestamp_ms: 7,
+                    expire_timestamp_ms: None,
                 }),
             },
             GroupRecord::Offset {

@@ -424,6 +424,7 @@ fn transactional_offsets_wait_for_their_marker() {
             leader_epoch: -1,
             metadata: String::new(),
             commit_timestamp_ms: 2,
+            expire_timestamp_ms: None,
         }),
     };
     Shard::replay(

@@ -1,8 +1,10 @@
 //! The ApiVersions table: which APIs Strand implements, and at which versions.
 //!
-//! The lower bound of each range is Kafka 4's baseline (KIP-896: clients from Kafka 2.1 on),
-//! the upper bound what the generated codecs know. An API that is not finished is not listed,
-//! so clients never try it.
+//! The lower bound of each range in [`SUPPORTED`] is Kafka 4's baseline (KIP-896: clients from
+//! Kafka 2.1 on), the upper bound what the generated codecs know. An API that is not finished
+//! is not listed, so clients never try it. [`OLD_VERSIONS`] lowers the bound of a few APIs to
+//! what Kafka 3.9 served, for the monitoring tools and clients that still send them; the
+//! broker setting `strand.allow.old.protocol.versions=false` leaves them out, as Kafka 4 does.
 
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
@@ -48,27 +50,82 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::WriteTxnMarkers, 1, 1),
 ];
 
-/// The version range served for `key`, if the API is implemented.
-pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
-    SUPPORTED
-        .iter()
-        .find(|(k, _, _)| *k == key)
-        .map(|&(_, min, max)| (min, max))
+/// Request versions Kafka 4 removed and Strand serves again (with their semantics) unless told
+/// not to: `(api, oldest version Kafka 3.9 served)`. Produce below v3 and Fetch below v4 are
+/// not among them: they carry the pre-2017 message formats (magic 0 and 1).
+pub const OLD_VERSIONS: &[(ApiKey, i16)] = &[
+    (ApiKey::ListOffsets, 0),
+    (ApiKey::OffsetCommit, 0),
+    (ApiKey::OffsetFetch, 0),
+    (ApiKey::DescribeConfigs, 0),
+    (ApiKey::CreateTopics, 0),
+    (ApiKey::DeleteTopics, 0),
+];
+
+/// Which versions a broker advertises and serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiTable {
+    /// `strand.allow.old.protocol.versions`: serve [`OLD_VERSIONS`] too.
+    pub allow_old: bool,
 }
 
-/// Whether `version` of `key` is served.
+impl Default for ApiTable {
+    fn default() -> Self {
+        Self { allow_old: true }
+    }
+}
+
+impl ApiTable {
+    /// `(api, min, max)` for every API served.
+    pub fn entries(self) -> impl Iterator<Item = (ApiKey, i16, i16)> {
+        SUPPORTED.iter().map(move |&(key, min, max)| {
+            let old = OLD_VERSIONS
+                .iter()
+                .find(|(k, _)| self.allow_old && *k == key)
+                .map_or(min, |&(_, oldest)| oldest);
+            (key, old.min(min), max)
+        })
+    }
+
+    /// The version range served for `key`, if the API is implemented.
+    pub fn versions(self, key: ApiKey) -> Option<(i16, i16)> {
+        self.entries()
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, min, max)| (min, max))
+    }
+
+    /// Whether `version` of `key` is served.
+    pub fn is_supported(self, key: ApiKey, version: i16) -> bool {
+        self.versions(key)
+            .is_some_and(|(min, max)| (min..=max).contains(&version))
+    }
+
+    /// The ApiVersions response body: the table, with `error_code`.
+    ///
+    /// Tagged fields (supported features, finalized features) are left at their defaults,
+    /// which the encoder omits: librdkafka 2.0.2 rejects a response that spells out
+    /// default-valued tags.
+    pub fn response(self, error_code: i16) -> ApiVersionsResponse {
+        api_versions_response_of(self.entries(), error_code)
+    }
+}
+
+/// Whether `version` of `key` is served by a broker with the default table.
 pub fn is_supported(key: ApiKey, version: i16) -> bool {
-    supported_versions(key).is_some_and(|(min, max)| (min..=max).contains(&version))
+    ApiTable::default().is_supported(key, version)
 }
 
-/// The ApiVersions response body: the table, with `error_code`.
-///
-/// Tagged fields (supported features, finalized features) are left at their defaults, which the
-/// encoder omits: librdkafka 2.0.2 rejects a response that spells out default-valued tags.
+/// The ApiVersions response body of the default table, with `error_code`.
 pub fn api_versions_response(error_code: i16) -> ApiVersionsResponse {
-    let api_keys = SUPPORTED
-        .iter()
-        .map(|&(key, min, max)| {
+    ApiTable::default().response(error_code)
+}
+
+fn api_versions_response_of(
+    entries: impl Iterator<Item = (ApiKey, i16, i16)>,
+    error_code: i16,
+) -> ApiVersionsResponse {
+    let api_keys = entries
+        .map(|(key, min, max)| {
             ApiVersion::default()
                 .with_api_key(key as i16)
                 .with_min_version(min)
@@ -93,6 +150,25 @@ mod tests {
                 "{key:?}"
             );
         }
+    }
+
+    #[test]
+    fn old_versions_are_served_unless_turned_off() {
+        let kafka4 = ApiTable { allow_old: false };
+        let old = ApiTable::default();
+        assert_eq!(kafka4.versions(ApiKey::OffsetCommit), Some((2, 9)));
+        assert_eq!(old.versions(ApiKey::OffsetCommit), Some((0, 9)));
+        assert!(old.is_supported(ApiKey::ListOffsets, 0));
+        assert!(!kafka4.is_supported(ApiKey::ListOffsets, 0));
+        assert!(!old.is_supported(ApiKey::Produce, 2));
+        for &(key, oldest) in OLD_VERSIONS {
+            assert!(
+                key.valid_versions().min <= oldest,
+                "{key:?}: no codec for v{oldest}"
+            );
+            assert!(SUPPORTED.iter().any(|(k, _, _)| *k == key));
+        }
+        assert_eq!(old.entries().count(), SUPPORTED.len());
     }
 
     #[test]

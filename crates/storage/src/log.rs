@@ -759,6 +759,44 @@ impl PartitionLog {
     }
 
     /// The record with the largest timestamp (the first one, if several share it).
+    /// ListOffsets v0's answer (Kafka's `legacyFetchOffsetsBefore`): up to `max` segment start
+    /// offsets, newest first, of segments last modified at or before `timestamp` (-1: from the
+    /// log end, -2: the log start only), the log end offset counting as a segment modified
+    /// now. Each segment's time is its file's modification time, as Kafka reads it.
+    pub fn legacy_offsets_before(&self, timestamp: i64, max: usize, now_ms: i64) -> Vec<i64> {
+        let mut points: Vec<(i64, i64)> = self
+            .segments
+            .values()
+            .map(|seg| {
+                let modified = std::fs::metadata(seg.log_path())
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_millis() as i64);
+                (seg.base_offset().max(self.log_start_offset), modified)
+            })
+            .collect();
+        if !self.active().is_empty() {
+            points.push((self.log_end_offset(), now_ms));
+        }
+        let start = match timestamp {
+            -1 => points.len().checked_sub(1),
+            -2 => (!points.is_empty()).then_some(0),
+            ts => points.iter().rposition(|(_, modified)| *modified <= ts),
+        };
+        let Some(start) = start else {
+            return Vec::new();
+        };
+        let mut offsets: Vec<i64> = points[..=start]
+            .iter()
+            .rev()
+            .take(max)
+            .map(|(o, _)| *o)
+            .collect();
+        offsets.sort_unstable_by(|a, b| b.cmp(a));
+        offsets
+    }
+
     pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>> {
         let Some(seg) = self
             .segments

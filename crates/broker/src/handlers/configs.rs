@@ -79,6 +79,12 @@ pub fn describe(
                                 .with_read_only(e.read_only)
                                 .with_config_source(e.source as i8)
                                 .with_is_sensitive(false);
+                            if version == 0 {
+                                // v0 has no source, only whether the value is the default (as
+                                // Kafka up to 2.6 answered; 3.x left it false).
+                                c.is_default = c.config_source
+                                    == strand_metadata::config::ConfigSource::DefaultConfig as i8;
+                            }
                             if version >= 1 && req.include_synonyms {
                                 c.synonyms = e
                                     .synonyms

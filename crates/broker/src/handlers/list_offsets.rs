@@ -44,6 +44,9 @@ pub fn handle(
                     } else {
                         log.high_watermark()
                     };
+                    if version == 0 {
+                        return old_style(&log, p.timestamp, p.max_num_offsets, hw, r);
+                    }
                     // The leader epoch field exists from v4 on.
                     let r = if version >= 4 { r.with_leader_epoch(part.leader_epoch) } else { r };
                     let found = match p.timestamp {
@@ -67,4 +70,26 @@ pub fn handle(
         })
         .collect();
     ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// ListOffsets v0 (removed in Kafka 4, served again): a list of offsets instead of one, as
+/// Kafka 3.9 answered it. Only -1 and -2 and real times are known to v0; a consumer is never
+/// told of offsets past the high watermark (the watermark takes their place).
+fn old_style(
+    log: &strand_storage::PartitionLog,
+    timestamp: i64,
+    max_num_offsets: i32,
+    hw: i64,
+    r: ListOffsetsPartitionResponse,
+) -> ListOffsetsPartitionResponse {
+    if timestamp < EARLIEST {
+        return r.with_error_code(ResponseError::UnsupportedVersion.code());
+    }
+    let max = usize::try_from(max_num_offsets).unwrap_or(0);
+    let mut offsets = log.legacy_offsets_before(timestamp, max, crate::broker::now_ms());
+    if offsets.first().is_some_and(|o| *o > hw) {
+        offsets.retain(|o| *o <= hw);
+        offsets.insert(0, hw);
+    }
+    r.with_old_style_offsets(offsets)
 }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
-use strand_protocol::api;
 use strand_protocol::frame::{decode_body, encode_response, RequestFrame};
 
 use crate::broker::Broker;
@@ -37,16 +36,17 @@ pub async fn dispatch(
     peer: std::net::SocketAddr,
 ) -> Reply {
     let key = frame.api_key;
-    if !api::is_supported(key, frame.version()) {
+    let table = broker.api_table();
+    if !table.is_supported(key, frame.version()) {
         if key == ApiKey::ApiVersions {
-            return api_versions::unsupported(&frame);
+            return api_versions::unsupported(&frame, table);
         }
         return Reply::Close(format!("{key:?} v{} is not supported", frame.version()));
     }
     match key {
         ApiKey::ApiVersions => run(
             &frame,
-            |_r: kafka_protocol::messages::ApiVersionsRequest| api_versions::handle(),
+            |_r: kafka_protocol::messages::ApiVersionsRequest| api_versions::handle(table),
         ),
         ApiKey::Metadata => run_async(&frame, |r| metadata::handle(broker, &frame, r)).await,
         ApiKey::CreateTopics => {
