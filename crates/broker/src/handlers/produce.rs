@@ -359,7 +359,7 @@ fn verify_txn(
 
 fn log_append_error(partition: &Partition, e: &LogError) {
     match e {
-        LogError::InvalidBatch(_) => {
+        LogError::InvalidBatch(_) | LogError::Records(_) => {
             tracing::debug!(partition = %partition.tp, error = %e, "refused batch")
         }
         _ => tracing::error!(partition = %partition.tp, error = %e, "append failed"),
