@@ -676,3 +676,53 @@ async fn new_partitions_are_seen_after_metadata_max_age() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn refused_records_fail_alone_and_the_rest_of_their_batch_says_why() {
+    let b = TestBroker::start(&[]).await.unwrap();
+    let mut c = b.client().await.unwrap();
+    create_topic(&mut c, "compacted", 1, &[("cleanup.policy", "compact")])
+        .await
+        .unwrap();
+    let p = producer(&b, &[("linger.ms", "100")]);
+    let mut pending = Vec::new();
+    for n in 0..4 {
+        let mut rec = ProducerRecord::new("compacted").partition(0).value("v");
+        if n != 2 {
+            rec = rec.key(format!("k{n}"));
+        }
+        pending.push(p.send(rec).await.unwrap());
+    }
+    let mut results = Vec::new();
+    for d in pending {
+        results.push(d.await);
+    }
+    let keyless = results[2].as_ref().unwrap_err();
+    assert_eq!(
+        keyless.code(),
+        Some(strand_client::KafkaCode(87)),
+        "{keyless}"
+    );
+    assert!(keyless.to_string().contains("without key"), "{keyless}");
+    for r in [&results[0], &results[1], &results[3]] {
+        let e = r.as_ref().unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidRecord(m) if m.contains("another record")),
+            "{e}"
+        );
+    }
+    // The producer goes on: a keyed record is appended, at the log's first offset.
+    let ok = p
+        .send(
+            ProducerRecord::new("compacted")
+                .partition(0)
+                .key("k")
+                .value("v"),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(ok.offset, 0);
+    p.close().await.unwrap();
+}

@@ -40,6 +40,15 @@ pub enum Error {
     /// A record of the open transaction failed: the transaction can only be aborted.
     #[error("the transaction must be aborted: {0}")]
     TransactionAbortable(String),
+    /// The broker refused a batch for some of its records (KIP-467): `records` are their
+    /// positions in the batch and the broker's reasons. Each record's delivery gets
+    /// [`Error::for_record`] of it.
+    #[error("{code}: {context}")]
+    RecordsRefused {
+        code: KafkaCode,
+        context: String,
+        records: std::sync::Arc<[(i32, String)]>,
+    },
 }
 
 fn context_sep(context: &str) -> &'static str {
@@ -71,8 +80,28 @@ impl Error {
     /// The Kafka error code, if the broker sent one.
     pub fn code(&self) -> Option<KafkaCode> {
         match self {
-            Error::Kafka { code, .. } => Some(*code),
+            Error::Kafka { code, .. } | Error::RecordsRefused { code, .. } => Some(*code),
             _ => None,
+        }
+    }
+
+    /// What the record at `offset_delta` of a failed batch is told: a refused record gets the
+    /// broker's code and its own reason; the others of its batch, that they were not appended
+    /// because another record was refused (as Kafka's Java client and librdkafka say).
+    pub fn for_record(&self, offset_delta: i32) -> Error {
+        match self {
+            Error::RecordsRefused { code, records, .. } => {
+                match records.iter().find(|(i, _)| *i == offset_delta) {
+                    Some((_, reason)) => Error::Kafka {
+                        code: *code,
+                        context: reason.clone(),
+                    },
+                    None => Error::InvalidRecord(format!(
+                        "not appended: another record of its batch was refused ({code})"
+                    )),
+                }
+            }
+            e => e.clone(),
         }
     }
 

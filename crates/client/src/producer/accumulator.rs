@@ -91,8 +91,8 @@ impl Batch {
     }
 
     pub fn fail(&mut self, e: Error) {
-        for (_, _, cb) in self.callbacks.drain(..) {
-            cb(Err(e.clone()));
+        for (delta, _, cb) in self.callbacks.drain(..) {
+            cb(Err(e.for_record(delta)));
         }
         self.completion.send_replace(Some(Err(e)));
     }

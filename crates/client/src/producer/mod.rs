@@ -215,7 +215,7 @@ impl DeliveryFuture {
                 .map_err(|_| Error::Closed)?;
             match r.as_ref() {
                 Some(Ok(ack)) => *ack,
-                Some(Err(e)) => return Err(e.clone()),
+                Some(Err(e)) => return Err(e.for_record(self.offset_delta)),
                 None => return Err(Error::Closed),
             }
         };

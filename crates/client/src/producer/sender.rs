@@ -341,7 +341,22 @@ async fn produce(s: &Arc<Shared>, leader: i32, batches: Vec<Batch>) {
         if let Some(m) = &p.error_message {
             context.push_str(&format!(": {m}"));
         }
-        let e = Error::kafka(p.error_code, context);
+        let e = if p.record_errors.is_empty() {
+            Error::kafka(p.error_code, context)
+        } else {
+            Error::RecordsRefused {
+                code: crate::error::KafkaCode(p.error_code),
+                context,
+                records: p
+                    .record_errors
+                    .iter()
+                    .map(|r| {
+                        let reason = r.batch_index_error_message.as_deref().unwrap_or("");
+                        (r.batch_index, reason.to_string())
+                    })
+                    .collect(),
+            }
+        };
         if matches!(p.error_code, 3 | 5 | 6 | 100) {
             stale_metadata.push(b.tp.0.to_string());
         }
