@@ -1,7 +1,10 @@
 //! Micro-benchmarks of the broker's hot paths, each on inputs from `strand_bench`:
 //!
-//! - `batch_validation`: [`validate_record_set`], the one pass (CRC32C included) every
+//! - `batch_validation`: [`validate_record_set`], the header pass (CRC32C included) every
 //!   produced batch gets before it is appended;
+//! - `record_walk`: [`records::walk`], the record pass that follows it (framing, offset deltas,
+//!   timestamps, keys), uncompressed and through lz4's streaming decompressor, beside
+//!   inflating the same lz4 batch and nothing else (the floor Kafka's validator pays too);
 //! - `index_lookup`: finding an offset in a segment, through the offset index alone and then
 //!   through [`Segment::position_of`] (index, then batch headers read from the file);
 //! - `segment_append`: [`PartitionLog::append`], stamping offsets and writing to the page cache;
@@ -20,9 +23,13 @@ use criterion::{
 };
 use kafka_protocol::messages::{FetchRequest, ProduceRequest};
 use kafka_protocol::protocol::Decodable;
-use strand_bench::{batch, fetch_frame, produce_frame, small_batches, PRODUCE_VERSIONS};
+use strand_bench::{
+    batch, compressible_batch, fetch_frame, produce_frame, small_batches, PRODUCE_VERSIONS,
+};
 use strand_protocol::batch::validate_record_set;
+use strand_protocol::batch::{Codec, BATCH_HEADER_BYTES};
 use strand_protocol::frame::{decode_body, RequestFrame};
+use strand_protocol::records;
 use strand_storage::index::OffsetIndex;
 use strand_storage::segment::Segment;
 use strand_storage::{LogConfig, PartitionLog};
@@ -40,6 +47,45 @@ fn batch_validation(c: &mut Criterion) {
     g.throughput(Throughput::Elements(100));
     g.bench_function("100 one-record batches", |b| {
         b.iter(|| validate_record_set(black_box(&small), MAX_BATCH).expect("valid"))
+    });
+    g.finish();
+}
+
+fn record_walk(c: &mut Criterion) {
+    let mut g = c.benchmark_group("record_walk");
+    let plain = compressible_batch(1000, kafka_protocol::records::Compression::None);
+    let lz4 = compressible_batch(1000, kafka_protocol::records::Compression::Lz4);
+    // Throughput in uncompressed bytes, for all three.
+    g.throughput(Throughput::Bytes(plain.len() as u64));
+    g.bench_function("1 MiB of 1 KiB records, uncompressed", |b| {
+        b.iter(|| {
+            records::walk(black_box(&plain), |r| {
+                black_box(r);
+            })
+            .expect("valid")
+        })
+    });
+    g.bench_function("1 MiB of 1 KiB records, lz4", |b| {
+        b.iter(|| {
+            records::walk(black_box(&lz4), |r| {
+                black_box(r);
+            })
+            .expect("valid")
+        })
+    });
+    g.bench_function("1 MiB of 1 KiB records, lz4, inflate only", |b| {
+        let mut window = vec![0u8; 16 * 1024];
+        b.iter(|| {
+            let payload = &lz4[BATCH_HEADER_BYTES..];
+            let mut r = strand_protocol::codec::decompressor(Codec::Lz4, payload).expect("lz4");
+            let mut n = 0;
+            loop {
+                match std::io::Read::read(&mut r, &mut window).expect("inflates") {
+                    0 => break n,
+                    k => n += k,
+                }
+            }
+        })
     });
     g.finish();
 }
@@ -176,6 +222,7 @@ fn decode<R: Decodable>(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, bytes:
 criterion_group!(
     benches,
     batch_validation,
+    record_walk,
     index_lookup,
     segment_append,
     request_decode
