@@ -192,7 +192,7 @@ fn append(
 ) {
     let ts0 = T0 + log.log_end_offset() * 10;
     let mut batch = encode(&records(specs, ts0, producer), compression.0);
-    let info = log.append(&mut batch, 5, 0).unwrap();
+    let info = log.append(&mut batch, 5, T0).unwrap();
     p.batches.push((info.base_offset, compression.1));
     for (i, s) in specs.iter().enumerate() {
         p.expected.push(Expected {
@@ -266,7 +266,7 @@ fn write_partition(root: &Path) -> Partition {
     batch[at + 2] = b'p';
     let crc = compute_crc(&batch);
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
-    let info = log.append(&mut batch, 5, 0).unwrap();
+    let info = log.append(&mut batch, 5, T0).unwrap();
     p.batches.push((info.base_offset, "none"));
     p.expected.push(Expected {
         offset: info.base_offset,
