@@ -7,13 +7,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use strand_metadata::config::{resolve_topic_configs, BrokerDefaults, ResolvedConfig};
 use strand_metadata::controller::{ApiError, ControllerConfig};
-use strand_metadata::{MetadataImage, MetadataLog, MetadataRecord, TopicImage};
+use strand_metadata::{LocalQuorum, MetadataImage, MetadataRecord, TopicImage};
 use strand_storage::{LogConfig, LogManager};
 use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
 use crate::flusher::Flusher;
 use crate::partition::{Partition, TopicPartition};
+
+use crate::controller_client::ControllerClient;
+pub use crate::controller_client::IntoRecords;
 
 /// Directory (in the first log dir) holding the metadata log.
 pub const METADATA_DIR: &str = "strand-metadata";
@@ -23,7 +26,7 @@ pub enum StartError {
     #[error(transparent)]
     Storage(#[from] strand_storage::LogError),
     #[error(transparent)]
-    Metadata(#[from] strand_metadata::log::MetadataLogError),
+    Metadata(#[from] strand_metadata::QuorumError),
     #[error("{0}")]
     Other(String),
 }
@@ -38,7 +41,7 @@ pub struct Broker {
     pub config: BrokerConfig,
     pub cluster_id: String,
     image: RwLock<Arc<MetadataImage>>,
-    controller: tokio::sync::Mutex<MetadataLog>,
+    controller: ControllerClient,
     pub logs: LogManager,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     pub flusher: Flusher,
@@ -59,13 +62,16 @@ impl Broker {
         let logs = LogManager::open(config.log_dirs.clone())?;
         let cluster_id = crate::meta_properties::ensure(&config.log_dirs, config.node_id)
             .map_err(StartError::Other)?;
-        let (metadata_log, image, report) = MetadataLog::open(
+        let (quorum, report) = LocalQuorum::open(
             &config.log_dirs[0].join(METADATA_DIR),
+            config.node_id,
             config.metadata_snapshot_records,
         )?;
         if report.truncated_bytes > 0 {
             tracing::warn!(?report, "metadata log had a torn tail");
         }
+        let controller = ControllerClient::new(Arc::new(quorum));
+        let image = controller.image();
         tracing::info!(
             offset = image.offset,
             topics = image.topics.len(),
@@ -80,8 +86,8 @@ impl Broker {
             producer_ids: Default::default(),
             config,
             cluster_id,
-            image: RwLock::new(Arc::new(image)),
-            controller: tokio::sync::Mutex::new(metadata_log),
+            image: RwLock::new(image),
+            controller,
             logs,
             partitions: RwLock::new(HashMap::new()),
             flusher: Flusher::start(),
@@ -149,20 +155,12 @@ impl Broker {
     where
         T: IntoRecords,
     {
-        let mut log = self.controller.lock().await;
-        let before = self.image();
-        let decided = decide(&before)?;
+        let (decided, committed) = self.controller.commit(decide).await?;
+        let Some(committed) = committed else {
+            return Ok((decided, self.image()));
+        };
+        let after = committed.image;
         let records = decided.records();
-        if records.is_empty() {
-            return Ok((decided, before));
-        }
-        let after = log.append(&before, &records).map_err(|e| {
-            ApiError::new(
-                kafka_protocol::error::ResponseError::KafkaStorageError,
-                e.to_string(),
-            )
-        })?;
-        let after = Arc::new(after);
         *self
             .image
             .write()
@@ -508,28 +506,5 @@ fn start_cleaner(broker: &Arc<Broker>) {
         });
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the log cleaner");
-    }
-}
-
-/// What a controller decision carries: its records.
-pub trait IntoRecords {
-    fn records(&self) -> Vec<MetadataRecord>;
-}
-
-impl IntoRecords for Vec<MetadataRecord> {
-    fn records(&self) -> Vec<MetadataRecord> {
-        self.clone()
-    }
-}
-
-impl IntoRecords for (MetadataRecord, std::ops::Range<i64>) {
-    fn records(&self) -> Vec<MetadataRecord> {
-        vec![self.0.clone()]
-    }
-}
-
-impl IntoRecords for MetadataRecord {
-    fn records(&self) -> Vec<MetadataRecord> {
-        vec![self.clone()]
     }
 }

@@ -32,6 +32,7 @@
 pub mod broker;
 pub mod config;
 pub mod connection;
+mod controller_client;
 mod coordinator_host;
 mod errors;
 mod flusher;

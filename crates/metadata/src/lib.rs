@@ -2,13 +2,16 @@
 //!
 //! Every change to topics, partitions, brokers and configs is a [`MetadataRecord`]. The
 //! [`controller`] checks a request against the current [`MetadataImage`] and answers with the
-//! records that carry it out; the [`MetadataLog`] makes them durable; applying them yields the
-//! next image. State never changes any other way, so a restart (or, with clustering, a new
-//! controller) rebuilds exactly the same image by replay.
+//! records that carry it out; the [`Quorum`] commits them (durable in the [`store`], applied
+//! by the [`state_machine`]) and publishes the next image. State never changes any other way,
+//! so a restart (or, with clustering, a new controller) rebuilds exactly the same image by
+//! replay.
 //!
 //! * [`record`]: the records.
 //! * [`image`]: the immutable image and `apply`.
-//! * [`log`]: the on-disk log with snapshots.
+//! * [`store`]: the log store: entries with their terms, the vote, snapshots, on disk.
+//! * [`state_machine`]: committed entries applied to the image.
+//! * [`quorum`]: propose, commit, publish; [`LocalQuorum`] is a quorum of one voter.
 //! * [`controller`]: request checks that return records.
 //! * [`config`]: topic config definitions, validation and resolution.
 //!
@@ -28,9 +31,11 @@
 pub mod config;
 pub mod controller;
 pub mod image;
-pub mod log;
+pub mod quorum;
 pub mod record;
+pub mod state_machine;
+pub mod store;
 
 pub use image::{BrokerImage, MetadataImage, TopicImage};
-pub use log::{MetadataLog, ReplayReport};
+pub use quorum::{Committed, LocalQuorum, Quorum, QuorumError};
 pub use record::{ConfigResource, MetadataRecord, PartitionRecord};
