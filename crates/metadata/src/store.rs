@@ -224,9 +224,8 @@ impl LogStore {
     /// Appends `entries` (which must follow the last one) and fsyncs them.
     pub fn append(&mut self, entries: Vec<Entry>) -> Result<(), StoreError> {
         let mut buf = Vec::new();
-        let mut next = self.next_offset();
         let mut framed = Vec::with_capacity(entries.len());
-        for e in entries {
+        for (next, e) in (self.next_offset()..).zip(entries) {
             if e.offset != next {
                 return Err(StoreError::NotContiguous {
                     got: e.offset,
@@ -235,7 +234,6 @@ impl LogStore {
             }
             let pos = self.len + buf.len() as u64;
             frame(&mut buf, &e)?;
-            next += 1;
             framed.push((e, pos));
         }
         let path = self.dir.join(LOG_FILE);
