@@ -49,6 +49,8 @@ pub struct Broker {
     pub txns: crate::txns::Txns,
     pub producer_ids: crate::producer_ids::ProducerIds,
     appended: watch::Sender<u64>,
+    /// Tickers, retention, the cleaner: stopped and joined before the logs close.
+    pub background: Arc<crate::background::Background>,
     /// Held while the checkpoint files are written: writers (DeleteRecords, retention, the
     /// shutdown) run on blocking threads and share each file's `.tmp`, so they take turns.
     /// True once the shutdown has written the last checkpoints; nobody writes after it.
@@ -92,6 +94,7 @@ impl Broker {
             partitions: RwLock::new(HashMap::new()),
             flusher: Flusher::start(),
             appended,
+            background: Default::default(),
             checkpoints_closed: std::sync::Mutex::new(false),
         });
         broker.load_partitions()?;
@@ -440,7 +443,7 @@ impl Broker {
 fn start_retention(broker: &Arc<Broker>) {
     let weak = Arc::downgrade(broker);
     let every_ms = broker.config.retention_check_interval_ms;
-    tokio::spawn(async move {
+    broker.background.spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_millis(every_ms));
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         every.tick().await;
@@ -497,13 +500,12 @@ impl Broker {
 fn start_cleaner(broker: &Arc<Broker>) {
     let weak = Arc::downgrade(broker);
     let backoff = std::time::Duration::from_millis(broker.config.cleaner_backoff_ms);
-    let spawned = std::thread::Builder::new()
-        .name("log-cleaner".into())
-        .spawn(move || loop {
-            std::thread::sleep(backoff);
+    let spawned = broker.background.spawn_thread("log-cleaner", move |bg| {
+        while bg.sleep(backoff) {
             let Some(broker) = weak.upgrade() else { return };
             broker.cleaner_pass();
-        });
+        }
+    });
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the log cleaner");
     }

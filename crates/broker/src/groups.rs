@@ -138,7 +138,7 @@ pub async fn read_all<T>(
 /// Fires the coordinator's timeouts every [`TICK_MS`] until the broker stops.
 pub fn start_ticker(broker: &Arc<Broker>) {
     let weak = Arc::downgrade(broker);
-    tokio::spawn(async move {
+    broker.background.spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_millis(TICK_MS));
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

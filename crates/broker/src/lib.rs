@@ -22,13 +22,13 @@
 //! use strand_broker::{BrokerConfig, Server};
 //! let config = BrokerConfig::from_map(Default::default()).unwrap();
 //! let server = Server::bind(config).await.unwrap();
-//! let (_stop, stopped) = tokio::sync::watch::channel(false);
-//! server.run(stopped).await.unwrap();
+//! server.run(async { let _ = tokio::signal::ctrl_c().await; }).await.unwrap();
 //! # }
 //! ```
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod background;
 pub mod broker;
 pub mod config;
 pub mod connection;

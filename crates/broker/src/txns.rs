@@ -246,7 +246,7 @@ pub async fn write_marker(
 fn finish_prepared(broker: &Arc<Broker>) {
     for shard in broker.txns.host.shard_ids() {
         let b = broker.clone();
-        tokio::spawn(async move {
+        broker.background.spawn(async move {
             let prepared = b.txns.host.read(&b, shard, |c| c.prepared()).await;
             for p in prepared.unwrap_or_default() {
                 let _ = finish(&b, p).await;
@@ -263,7 +263,7 @@ pub fn start(broker: &Arc<Broker>) {
     finish_prepared(broker);
     let weak = Arc::downgrade(broker);
     let every_ms = broker.config.transactions.abort_check_interval_ms;
-    tokio::spawn(async move {
+    broker.background.spawn(async move {
         let mut every = tokio::time::interval(Duration::from_millis(every_ms));
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         every.tick().await;
@@ -279,7 +279,7 @@ pub fn start(broker: &Arc<Broker>) {
                 for p in aborts.unwrap_or_default() {
                     tracing::info!(transactional_id = %p.transactional_id, producer_id = p.producer_id, "aborting a transaction past its timeout");
                     let b = broker.clone();
-                    tokio::spawn(async move {
+                    broker.background.spawn(async move {
                         let _ = finish(&b, p).await;
                     });
                 }

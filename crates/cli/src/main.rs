@@ -117,13 +117,12 @@ fn run_broker(file: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<(
         let server = Server::bind(config).await?;
         let addr = server.local_addr()?;
         tracing::info!(%addr, node_id = server.broker().config.node_id, cluster_id = %server.broker().cluster_id, "strand broker listening");
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("signal received: shutting down");
-            let _ = stop.send(true);
-        });
-        server.run(stopped).await?;
+        server
+            .run(async {
+                wait_for_signal().await;
+                tracing::info!("signal received: shutting down");
+            })
+            .await?;
         tracing::info!("stopped cleanly");
         anyhow::Ok(())
     })

@@ -65,19 +65,23 @@ impl TestBroker {
             map.insert(k.clone(), v.clone());
         }
         let mut config = BrokerConfig::from_map(map)?;
-        // Port 0 is chosen by the kernel at bind time; advertise what we got.
-        let listener = std::net::TcpListener::bind(config.listener)?;
+        // Port 0 is chosen by the kernel at bind time; the bound listener is handed to the
+        // server (never closed and bound again), and what we got is advertised.
+        let listener = tokio::net::TcpListener::bind(config.listener).await?;
         let addr = listener.local_addr()?;
-        drop(listener);
         config.listener = addr;
         config.advertised_port = addr.port();
-        let server = Server::bind(config)
+        let server = Server::with_listener(config, listener)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let broker = server.broker().clone();
-        let (stop, stopped) = watch::channel(false);
-        let task =
-            tokio::spawn(async move { server.run(stopped).await.map_err(|e| e.to_string()) });
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            server.run(shutdown).await.map_err(|e| e.to_string())
+        });
         Ok(Self {
             addr,
             broker,
