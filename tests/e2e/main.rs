@@ -10,6 +10,7 @@ mod client_producer;
 mod data;
 mod groups;
 mod lifecycle;
+mod listeners;
 mod old_versions;
 mod transactions;
 mod validation;

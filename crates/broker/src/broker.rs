@@ -128,6 +128,23 @@ impl Broker {
         self.commit(|_| Ok(vec![record])).await.map(|_| ())
     }
 
+    /// Where a client that came in on `listener` reaches broker `b`: this broker's own entry
+    /// is that listener's advertised endpoint, others' what they registered.
+    pub fn endpoint_of(
+        &self,
+        b: &strand_metadata::BrokerImage,
+        listener: &crate::listeners::Listener,
+    ) -> (String, i32) {
+        if b.node_id == self.config.node_id {
+            (
+                listener.advertised_host.clone(),
+                i32::from(listener.advertised_port),
+            )
+        } else {
+            (b.host.clone(), b.port)
+        }
+    }
+
     /// The request versions this broker serves (`strand.allow.old.protocol.versions`).
     pub fn api_table(&self) -> strand_protocol::api::ApiTable {
         strand_protocol::api::ApiTable {

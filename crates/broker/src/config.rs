@@ -36,6 +36,12 @@ pub const BROKER_KEYS: &[(&str, Option<&str>)] = &[
     ("node.id", Some("1")),
     ("listeners", Some("PLAINTEXT://127.0.0.1:9092")),
     ("advertised.listeners", None),
+    (
+        "listener.security.protocol.map",
+        Some("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"),
+    ),
+    ("inter.broker.listener.name", None),
+    ("controller.listener.names", None),
     ("log.dirs", Some("./strand-data")),
     ("num.partitions", Some("1")),
     ("default.replication.factor", Some("1")),
@@ -101,10 +107,15 @@ pub struct TransactionsConfig {
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     pub node_id: i32,
+    /// The inter-broker listener's address (the one registered in the metadata).
     pub listener: SocketAddr,
-    /// Host and port clients are told to connect to.
+    /// Host and port the inter-broker listener advertises.
     pub advertised_host: String,
     pub advertised_port: u16,
+    /// Every listener, named (`listeners`, `advertised.listeners`, ...).
+    pub listeners: Vec<crate::listeners::Listener>,
+    /// `inter.broker.listener.name`
+    pub inter_broker_listener: String,
     pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
@@ -178,16 +189,26 @@ impl BrokerConfig {
                     .to_string()
             })
         };
-        let listeners = get("listeners");
-        let listener = parse_listener("listeners", &listeners)?;
-        let advertised = match get("advertised.listeners") {
-            s if s.is_empty() => None,
-            s => Some(split_listener("advertised.listeners", &s)?),
-        };
-        let (advertised_host, advertised_port) = match advertised {
-            Some(hp) => hp,
-            None => (listener.ip().to_string(), listener.port()),
-        };
+        let (listeners, inter_broker_listener) = crate::listeners::parse(
+            &get("listeners"),
+            &get("advertised.listeners"),
+            &get("listener.security.protocol.map"),
+            &get("inter.broker.listener.name"),
+            &get("controller.listener.names"),
+        )?;
+        let inter = listeners
+            .iter()
+            .find(|l| l.name == inter_broker_listener)
+            .cloned()
+            .ok_or_else(|| {
+                invalid(
+                    "inter.broker.listener.name",
+                    &inter_broker_listener,
+                    "unknown",
+                )
+            })?;
+        let (listener, advertised_host, advertised_port) =
+            (inter.bind, inter.advertised_host, inter.advertised_port);
         let log_dirs: Vec<PathBuf> = get("log.dirs")
             .split(',')
             .map(str::trim)
@@ -202,6 +223,8 @@ impl BrokerConfig {
             listener,
             advertised_host,
             advertised_port,
+            listeners,
+            inter_broker_listener,
             log_dirs,
             num_partitions: positive("num.partitions", &get("num.partitions"))?,
             default_replication_factor: positive::<i16>(
@@ -438,49 +461,21 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, ConfigError> {
     }
 }
 
-/// `PLAINTEXT://host:port` (the first of a comma-separated list) as host and port.
-fn split_listener(key: &str, v: &str) -> Result<(String, u16), ConfigError> {
-    let first = v.split(',').next().unwrap_or("").trim();
-    let (proto, addr) = first
-        .split_once("://")
-        .ok_or_else(|| invalid(key, v, "expected PLAINTEXT://host:port"))?;
-    if !proto.eq_ignore_ascii_case("PLAINTEXT") {
-        return Err(invalid(
-            key,
-            v,
-            "only PLAINTEXT listeners are supported so far",
-        ));
+impl BrokerConfig {
+    /// Records where listener `name` was bound (port 0 gets a port at bind time); a listener
+    /// that advertised its bound port advertises the new one.
+    pub fn set_bound(&mut self, name: &str, addr: SocketAddr) {
+        for l in self.listeners.iter_mut().filter(|l| l.name == name) {
+            if l.advertised_port == l.bind.port() {
+                l.advertised_port = addr.port();
+            }
+            l.bind = addr;
+            if l.name == self.inter_broker_listener {
+                self.listener = addr;
+                self.advertised_port = l.advertised_port;
+            }
+        }
     }
-    let (host, port) = addr
-        .rsplit_once(':')
-        .ok_or_else(|| invalid(key, v, "missing port"))?;
-    let port: u16 = port.parse().map_err(|_| invalid(key, v, "bad port"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    Ok((
-        if host.is_empty() {
-            "127.0.0.1".to_string()
-        } else {
-            host.to_string()
-        },
-        port,
-    ))
-}
-
-fn parse_listener(key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
-    let (host, port) = split_listener(key, v)?;
-    let host = if host == "localhost" {
-        "127.0.0.1".to_string()
-    } else {
-        host
-    };
-    let ip: std::net::IpAddr = host.parse().map_err(|_| {
-        invalid(
-            key,
-            v,
-            "the listener host must be an IP address or localhost",
-        )
-    })?;
-    Ok(SocketAddr::new(ip, port))
 }
 
 #[cfg(test)]

@@ -51,12 +51,20 @@ pub enum Reply {
     Close(String),
 }
 
+/// Who is at the other end of a connection, and on which listener it came in.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub peer: SocketAddr,
+    pub listener: Arc<crate::listeners::Listener>,
+}
+
 pub async fn serve(
     broker: Arc<Broker>,
     stream: TcpStream,
-    peer: SocketAddr,
+    session: Session,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let peer = session.peer;
     let _ = stream.set_nodelay(true);
     let (reader, writer) = stream.into_split();
     let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
@@ -100,7 +108,7 @@ pub async fn serve(
                 break;
             }
         };
-        let mut reply = handlers::dispatch(&broker, frame, peer).await;
+        let mut reply = handlers::dispatch(&broker, frame, &session).await;
         // Nothing is waiting to be written before this reply: write it here. The writer task
         // holds no reply, so it cannot be writing, and only this task queues replies.
         if queued.load(Ordering::Acquire) == 0 {

@@ -38,6 +38,7 @@ mod errors;
 mod flusher;
 pub mod groups;
 mod handlers;
+pub mod listeners;
 mod meta_properties;
 pub mod partition;
 mod producer_ids;

@@ -115,8 +115,9 @@ fn run_broker(file: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<(
         .context("cannot start the runtime")?;
     runtime.block_on(async move {
         let server = Server::bind(config).await?;
-        let addr = server.local_addr()?;
-        tracing::info!(%addr, node_id = server.broker().config.node_id, cluster_id = %server.broker().cluster_id, "strand broker listening");
+        for (listener, addr) in server.local_addrs()? {
+            tracing::info!(%addr, %listener, node_id = server.broker().config.node_id, cluster_id = %server.broker().cluster_id, "strand broker listening");
+        }
         server
             .run(async {
                 wait_for_signal().await;

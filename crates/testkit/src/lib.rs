@@ -67,11 +67,14 @@ impl TestBroker {
         let mut config = BrokerConfig::from_map(map)?;
         // Port 0 is chosen by the kernel at bind time; the bound listener is handed to the
         // server (never closed and bound again), and what we got is advertised.
-        let listener = tokio::net::TcpListener::bind(config.listener).await?;
-        let addr = listener.local_addr()?;
-        config.listener = addr;
-        config.advertised_port = addr.port();
-        let server = Server::with_listener(config, listener)
+        let mut bound = Vec::new();
+        for l in config.listeners.clone() {
+            let socket = tokio::net::TcpListener::bind(l.bind).await?;
+            config.set_bound(&l.name, socket.local_addr()?);
+            bound.push((l.name, socket));
+        }
+        let addr = config.listener;
+        let server = Server::with_listeners(config, bound)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let broker = server.broker().clone();

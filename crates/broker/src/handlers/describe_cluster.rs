@@ -10,7 +10,11 @@ use crate::broker::Broker;
 /// `endpoint_type` 1: brokers; 2: controllers (only answered by controllers' own listeners).
 const ENDPOINT_BROKERS: i8 = 1;
 
-pub fn handle(broker: &Broker, req: DescribeClusterRequest) -> DescribeClusterResponse {
+pub fn handle(
+    broker: &Broker,
+    req: DescribeClusterRequest,
+    listener: &crate::listeners::Listener,
+) -> DescribeClusterResponse {
     let mut resp = DescribeClusterResponse::default()
         .with_endpoint_type(req.endpoint_type)
         .with_cluster_id(str(broker.cluster_id.clone()))
@@ -25,10 +29,11 @@ pub fn handle(broker: &Broker, req: DescribeClusterRequest) -> DescribeClusterRe
         .brokers
         .values()
         .map(|b| {
+            let (host, port) = broker.endpoint_of(b, listener);
             DescribeClusterBroker::default()
                 .with_broker_id(b.node_id.into())
-                .with_host(str(b.host.clone()))
-                .with_port(b.port)
+                .with_host(str(host))
+                .with_port(port)
                 .with_rack(b.rack.clone().map(str))
         })
         .collect();

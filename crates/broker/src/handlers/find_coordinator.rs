@@ -17,6 +17,7 @@ pub async fn handle(
     broker: &Broker,
     frame: &RequestFrame,
     req: FindCoordinatorRequest,
+    listener: &crate::listeners::Listener,
 ) -> FindCoordinatorResponse {
     let keys: Vec<String> = if frame.version() >= 4 {
         req.coordinator_keys.iter().map(|k| k.to_string()).collect()
@@ -40,8 +41,8 @@ pub async fn handle(
         };
         (code, e.message)
     });
-    let host = broker.config.advertised_host.clone();
-    let port = i32::from(broker.config.advertised_port);
+    let host = listener.advertised_host.clone();
+    let port = i32::from(listener.advertised_port);
     let node = broker.config.node_id;
     if frame.version() < 4 {
         let mut r = FindCoordinatorResponse::default();

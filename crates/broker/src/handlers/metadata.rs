@@ -23,6 +23,7 @@ pub async fn handle(
     broker: &Broker,
     frame: &RequestFrame,
     req: MetadataRequest,
+    listener: &crate::listeners::Listener,
 ) -> MetadataResponse {
     let version = frame.version();
     // v0: an empty list means every topic; v1+: null does, and empty means none.
@@ -108,10 +109,11 @@ pub async fn handle(
                 .brokers
                 .values()
                 .map(|b| {
+                    let (host, port) = broker.endpoint_of(b, listener);
                     MetadataResponseBroker::default()
                         .with_node_id(b.node_id.into())
-                        .with_host(str(b.host.clone()))
-                        .with_port(b.port)
+                        .with_host(str(host))
+                        .with_port(port)
                         .with_rack(b.rack.clone().map(str))
                 })
                 .collect(),

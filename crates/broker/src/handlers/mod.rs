@@ -33,8 +33,10 @@ mod txn;
 pub async fn dispatch(
     broker: &Arc<Broker>,
     frame: RequestFrame,
-    peer: std::net::SocketAddr,
+    session: &crate::connection::Session,
 ) -> Reply {
+    let peer = session.peer;
+    let listener = &*session.listener;
     let key = frame.api_key;
     let table = broker.api_table();
     if !table.is_supported(key, frame.version()) {
@@ -48,7 +50,9 @@ pub async fn dispatch(
             &frame,
             |_r: kafka_protocol::messages::ApiVersionsRequest| api_versions::handle(table),
         ),
-        ApiKey::Metadata => run_async(&frame, |r| metadata::handle(broker, &frame, r)).await,
+        ApiKey::Metadata => {
+            run_async(&frame, |r| metadata::handle(broker, &frame, r, listener)).await
+        }
         ApiKey::CreateTopics => {
             run_async(&frame, |r| create_topics::handle(broker, &frame, r)).await
         }
@@ -72,10 +76,13 @@ pub async fn dispatch(
         ApiKey::IncrementalAlterConfigs => {
             run_async(&frame, |r| configs::incremental_alter(broker, r)).await
         }
-        ApiKey::DescribeCluster => run(&frame, |r| describe_cluster::handle(broker, r)),
+        ApiKey::DescribeCluster => run(&frame, |r| describe_cluster::handle(broker, r, listener)),
         ApiKey::DescribeLogDirs => run(&frame, |r| describe_log_dirs::handle(broker, r)),
         ApiKey::FindCoordinator => {
-            run_async(&frame, |r| find_coordinator::handle(broker, &frame, r)).await
+            run_async(&frame, |r| {
+                find_coordinator::handle(broker, &frame, r, listener)
+            })
+            .await
         }
         ApiKey::JoinGroup => match decode_body(&frame) {
             Ok(r) => membership::join(broker, &frame, r, peer).await,
