@@ -1,5 +1,7 @@
 //! Test support: brokers started in-process on `127.0.0.1:0` with their data in a temp dir,
-//! stopped when dropped, and a raw protocol client that sends any request at any version.
+//! stopped when dropped, and a raw protocol client that sends any request at any version;
+//! [`nodes`]: `strand` processes on loopback addresses of their own, to kill, pause and
+//! restart.
 //!
 //! ```no_run
 //! # async fn t() -> anyhow::Result<()> {
@@ -12,6 +14,8 @@
 //! ```
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod nodes;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
