@@ -16,7 +16,8 @@ use crate::flusher::Flusher;
 use crate::partition::{Partition, TopicPartition};
 
 use crate::controller_client::ControllerClient;
-pub use crate::controller_client::IntoRecords;
+pub use crate::controller_client::Decision;
+use strand_metadata::ControllerRequest;
 
 /// Directory (in the first log dir) holding the metadata log.
 pub const METADATA_DIR: &str = "strand-metadata";
@@ -72,7 +73,11 @@ impl Broker {
         if report.truncated_bytes > 0 {
             tracing::warn!(?report, "metadata log had a torn tail");
         }
-        let controller = ControllerClient::new(Arc::new(quorum));
+        let controller_config = ControllerConfig {
+            num_partitions: config.num_partitions,
+            default_replication_factor: config.default_replication_factor,
+        };
+        let controller = ControllerClient::new(Arc::new(quorum), controller_config);
         let image = controller.image();
         tracing::info!(
             offset = image.offset,
@@ -110,22 +115,13 @@ impl Broker {
 
     /// Registers this broker's endpoint if the image does not have it yet.
     pub async fn register(&self) -> Result<(), ApiError> {
-        let image = self.image();
-        let me = image.brokers.get(&self.config.node_id);
-        let wanted = (
-            self.config.advertised_host.as_str(),
-            i32::from(self.config.advertised_port),
-        );
-        if me.is_some_and(|b| (b.host.as_str(), b.port) == wanted) {
-            return Ok(());
-        }
-        let record = MetadataRecord::RegisterBroker {
+        let request = ControllerRequest::RegisterBroker {
             node_id: self.config.node_id,
-            host: wanted.0.to_string(),
-            port: wanted.1,
+            host: self.config.advertised_host.clone(),
+            port: i32::from(self.config.advertised_port),
             rack: None,
         };
-        self.commit(|_| Ok(vec![record])).await.map(|_| ())
+        self.submit(request).await.map(|_| ())
     }
 
     /// Where a client that came in on `listener` reaches broker `b`: this broker's own entry
@@ -159,34 +155,28 @@ impl Broker {
             .clone()
     }
 
-    pub fn controller_config(&self) -> ControllerConfig {
-        ControllerConfig {
-            num_partitions: self.config.num_partitions,
-            default_replication_factor: self.config.default_replication_factor,
-        }
-    }
-
-    /// Runs `decide` against the current image under the controller lock and, if it returns
-    /// records, appends them to the metadata log and applies them. Partitions follow the image.
-    pub async fn commit<T>(
+    /// Has the controller decide `request` and commit its records; the committed image is
+    /// then swapped in and partitions follow it. Returns the decision and the image after it.
+    pub async fn submit(
         &self,
-        decide: impl FnOnce(&MetadataImage) -> Result<T, ApiError>,
-    ) -> Result<(T, Arc<MetadataImage>), ApiError>
-    where
-        T: IntoRecords,
-    {
-        let (decided, committed) = self.controller.commit(decide).await?;
+        request: ControllerRequest,
+    ) -> Result<(Decision, Arc<MetadataImage>), ApiError> {
+        let (decision, committed) = self.controller.submit(&request).await?;
         let Some(committed) = committed else {
-            return Ok((decided, self.image()));
+            return Ok((decision, self.image()));
         };
         let after = committed.image;
-        let records = decided.records();
         *self
             .image
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = after.clone();
-        self.reconcile(&after, &records);
-        Ok((decided, after))
+        self.reconcile(&after, &decision.records);
+        Ok((decision, after))
+    }
+
+    /// The decision `request` would get now, with nothing committed (`validate_only`).
+    pub fn decide(&self, request: &ControllerRequest) -> Result<Decision, ApiError> {
+        self.controller.decide(request)
     }
 
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {

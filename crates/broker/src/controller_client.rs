@@ -10,42 +10,32 @@
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
-use strand_metadata::controller::ApiError;
-use strand_metadata::{Committed, MetadataImage, MetadataRecord, Quorum};
+use strand_metadata::controller::{ApiError, ControllerConfig};
+use strand_metadata::request::decide;
+use strand_metadata::{
+    Committed, ControllerReply, ControllerRequest, MetadataImage, MetadataRecord, Quorum,
+};
 
-/// What a decision answers with: the records that carry it out.
-pub trait IntoRecords {
-    fn records(&self) -> Vec<MetadataRecord>;
-}
-
-impl IntoRecords for Vec<MetadataRecord> {
-    fn records(&self) -> Vec<MetadataRecord> {
-        self.clone()
-    }
-}
-
-impl IntoRecords for (MetadataRecord, std::ops::Range<i64>) {
-    fn records(&self) -> Vec<MetadataRecord> {
-        vec![self.0.clone()]
-    }
-}
-
-impl IntoRecords for MetadataRecord {
-    fn records(&self) -> Vec<MetadataRecord> {
-        vec![self.clone()]
-    }
+/// The controller's answer to a request: the records that carry it out, and what the
+/// requester learns.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub records: Vec<MetadataRecord>,
+    pub reply: ControllerReply,
 }
 
 pub struct ControllerClient {
     quorum: Arc<dyn Quorum>,
+    config: ControllerConfig,
     /// One decision at a time.
     deciding: tokio::sync::Mutex<()>,
 }
 
 impl ControllerClient {
-    pub fn new(quorum: Arc<dyn Quorum>) -> Self {
+    pub fn new(quorum: Arc<dyn Quorum>, config: ControllerConfig) -> Self {
         Self {
             quorum,
+            config,
             deciding: tokio::sync::Mutex::new(()),
         }
     }
@@ -55,25 +45,34 @@ impl ControllerClient {
         self.quorum.image()
     }
 
-    /// Runs `decide` against the committed image and commits the records it returns. Returns
-    /// the decision with the commit (`None` when there was nothing to write).
-    pub async fn commit<T: IntoRecords>(
+    /// The decision `request` would get now, committing nothing (`validate_only`).
+    pub fn decide(&self, request: &ControllerRequest) -> Result<Decision, ApiError> {
+        let (records, reply) = decide(&self.quorum.image(), request, &self.config)?;
+        Ok(Decision { records, reply })
+    }
+
+    /// Decides `request` against the committed image and commits the records of the decision
+    /// (no commit when there is nothing to write).
+    pub async fn submit(
         &self,
-        decide: impl FnOnce(&MetadataImage) -> Result<T, ApiError>,
-    ) -> Result<(T, Option<Committed>), ApiError> {
+        request: &ControllerRequest,
+    ) -> Result<(Decision, Option<Committed>), ApiError> {
         let _turn = self.deciding.lock().await;
-        let decided = decide(&self.quorum.image())?;
-        let records = decided.records();
-        if records.is_empty() {
-            return Ok((decided, None));
+        let decision = self.decide(request)?;
+        if decision.records.is_empty() {
+            return Ok((decision, None));
         }
-        let committed = self.quorum.propose(records).await.map_err(|e| {
-            let code = match e {
-                strand_metadata::QuorumError::NotAvailable(_) => ResponseError::NotController,
-                strand_metadata::QuorumError::Store(_) => ResponseError::KafkaStorageError,
-            };
-            ApiError::new(code, e.to_string())
-        })?;
-        Ok((decided, Some(committed)))
+        let committed = self
+            .quorum
+            .propose(decision.records.clone())
+            .await
+            .map_err(|e| {
+                let code = match e {
+                    strand_metadata::QuorumError::NotAvailable(_) => ResponseError::NotController,
+                    strand_metadata::QuorumError::Store(_) => ResponseError::KafkaStorageError,
+                };
+                ApiError::new(code, e.to_string())
+            })?;
+        Ok((decision, Some(committed)))
     }
 }

@@ -6,10 +6,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use strand_metadata::ControllerRequest;
 
 use kafka_protocol::error::ResponseError;
 use strand_coordinator::{partition_for, GroupConfig, GroupCoordinator, Outcome};
-use strand_metadata::controller::{self, ApiError, NewTopic};
+use strand_metadata::controller::{ApiError, NewTopic};
 
 use crate::broker::Broker;
 use crate::coordinator_host::CoordinatorHost;
@@ -45,13 +46,10 @@ pub async fn ensure_offsets_topic(broker: &Broker) -> Result<(), ApiError> {
             ),
         ]),
     };
-    let cfg = broker.controller_config();
-    match broker
-        .commit(|img| controller::create_topic(img, &new, &cfg))
-        .await
-    {
+    let partitions = new.num_partitions;
+    match broker.submit(ControllerRequest::CreateTopic(new)).await {
         Ok(_) => {
-            tracing::info!(partitions = new.num_partitions, "created {OFFSETS_TOPIC}");
+            tracing::info!(partitions, "created {OFFSETS_TOPIC}");
             Ok(())
         }
         Err(e) if e.code == ResponseError::TopicAlreadyExists.code() => Ok(()),

@@ -3,9 +3,9 @@
 //! restarts too.
 
 use std::ops::Range;
+use strand_metadata::{ControllerReply, ControllerRequest};
 
 use kafka_protocol::error::ResponseError;
-use strand_metadata::controller;
 
 use crate::broker::Broker;
 
@@ -22,13 +22,16 @@ impl ProducerIds {
         if block.is_empty() {
             let node = broker.config.node_id;
             let (decided, _) = broker
-                .commit(|image| controller::allocate_producer_ids(image, node))
+                .submit(ControllerRequest::AllocateProducerIds { broker_id: node })
                 .await
                 .map_err(|e| {
                     tracing::error!(error = %e.message, "cannot allocate producer ids");
                     ResponseError::CoordinatorLoadInProgress
                 })?;
-            *block = decided.1;
+            let ControllerReply::ProducerIds(range) = decided.reply else {
+                return Err(ResponseError::UnknownServerError);
+            };
+            *block = range;
         }
         let id = block.start;
         block.start += 1;

@@ -13,11 +13,12 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use strand_metadata::ControllerRequest;
 
 use kafka_protocol::error::ResponseError;
 use strand_coordinator::txn::{Prepared, TxnConfig, TxnCoordinator};
 use strand_coordinator::{partition_for, BatchKind, Outcome};
-use strand_metadata::controller::{self, ApiError, NewTopic};
+use strand_metadata::controller::{ApiError, NewTopic};
 use strand_storage::LogError;
 
 use crate::broker::Broker;
@@ -60,13 +61,10 @@ pub async fn ensure_txn_topic(broker: &Broker) -> Result<(), ApiError> {
             ("segment.bytes".to_string(), t.log_segment_bytes.to_string()),
         ]),
     };
-    let cfg = broker.controller_config();
-    match broker
-        .commit(|img| controller::create_topic(img, &new, &cfg))
-        .await
-    {
+    let partitions = new.num_partitions;
+    match broker.submit(ControllerRequest::CreateTopic(new)).await {
         Ok(_) => {
-            tracing::info!(partitions = new.num_partitions, "created {TXN_TOPIC}");
+            tracing::info!(partitions, "created {TXN_TOPIC}");
             Ok(())
         }
         Err(e) if e.code == ResponseError::TopicAlreadyExists.code() => Ok(()),

@@ -12,7 +12,8 @@
 //! * [`store`]: the log store: entries with their terms, the vote, snapshots, on disk.
 //! * [`state_machine`]: committed entries applied to the image.
 //! * [`quorum`]: propose, commit, publish; [`LocalQuorum`] is a quorum of one voter.
-//! * [`controller`]: request checks that return records.
+//! * [`controller`]: request checks that return records; [`request`]: the requests as data
+//!   and the controller's decision on each.
 //! * [`config`]: topic config definitions, validation and resolution.
 //!
 //! ```
@@ -33,9 +34,11 @@ pub mod controller;
 pub mod image;
 pub mod quorum;
 pub mod record;
+pub mod request;
 pub mod state_machine;
 pub mod store;
 
 pub use image::{BrokerImage, MetadataImage, TopicImage};
 pub use quorum::{Committed, LocalQuorum, Quorum, QuorumError};
 pub use record::{ConfigResource, MetadataRecord, PartitionRecord};
+pub use request::{ControllerReply, ControllerRequest};

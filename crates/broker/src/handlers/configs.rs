@@ -13,7 +13,8 @@ use kafka_protocol::messages::{
 use strand_metadata::config::{
     resolve_topic_configs, BrokerDefaults, ConfigSource, ConfigType, TOPIC_CONFIGS,
 };
-use strand_metadata::controller::{self, ApiError, ConfigOp};
+use strand_metadata::controller::{ApiError, ConfigOp};
+use strand_metadata::ConfigResource;
 use strand_metadata::MetadataImage;
 use strand_protocol::frame::RequestFrame;
 
@@ -229,19 +230,25 @@ async fn apply(
     replace: bool,
     validate_only: bool,
 ) -> Result<(), ApiError> {
-    let decide = |img: &MetadataImage| match resource_type {
-        TOPIC => controller::alter_topic_configs(img, name, &ops, replace),
-        BROKER => broker_node(broker, name)
-            .and_then(|node| controller::alter_broker_configs(img, node, &ops, replace)),
-        other => Err(ApiError::new(
-            ResponseError::InvalidRequest,
-            format!("Resource type {other} is not supported"),
-        )),
+    let resource = match resource_type {
+        TOPIC => ConfigResource::Topic(name.to_string()),
+        BROKER => ConfigResource::Broker(broker_node(broker, name)?),
+        other => {
+            return Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                format!("Resource type {other} is not supported"),
+            ))
+        }
+    };
+    let request = strand_metadata::ControllerRequest::AlterConfigs {
+        resource,
+        ops,
+        replace,
     };
     if validate_only {
-        decide(&broker.image()).map(|_| ())
+        broker.decide(&request).map(|_| ())
     } else {
-        broker.commit(decide).await.map(|_| ())
+        broker.submit(request).await.map(|_| ())
     }
 }
 

@@ -2,7 +2,7 @@
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
-use strand_metadata::controller;
+use strand_metadata::ControllerRequest;
 
 use super::str;
 use crate::broker::Broker;
@@ -18,13 +18,15 @@ pub async fn handle(broker: &Broker, req: CreatePartitionsRequest) -> CreatePart
                     .map(|x| x.broker_ids.iter().map(|b| b.0).collect())
                     .collect()
             });
-        let decide = |img: &strand_metadata::MetadataImage| {
-            controller::create_partitions(img, &name, t.count, assignments.as_deref())
+        let request = ControllerRequest::CreatePartitions {
+            topic: name.clone(),
+            count: t.count,
+            assignments,
         };
         let outcome = if req.validate_only {
-            decide(&broker.image()).map(|_| ())
+            broker.decide(&request).map(|_| ())
         } else {
-            broker.commit(decide).await.map(|_| ())
+            broker.submit(request).await.map(|_| ())
         };
         let mut r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
         if let Err(e) = outcome {

@@ -1,13 +1,14 @@
 //! CreateTopics.
 
 use std::collections::{BTreeMap, HashSet};
+use strand_metadata::ControllerRequest;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
-use strand_metadata::controller::{self, ApiError, NewTopic};
+use strand_metadata::controller::{ApiError, NewTopic};
 use strand_metadata::MetadataRecord;
 use strand_protocol::frame::RequestFrame;
 
@@ -26,7 +27,6 @@ pub async fn handle(
         .map(|t| t.name.to_string())
         .filter(|n| !seen.insert(n.clone()))
         .collect();
-    let cfg = broker.controller_config();
     let mut results = Vec::new();
     for t in req.topics {
         let name = t.name.to_string();
@@ -75,21 +75,20 @@ pub async fn handle(
                 .collect(),
             configs,
         };
+        let request = ControllerRequest::CreateTopic(new.clone());
         let outcome = if req.validate_only {
-            let image = broker.image();
-            controller::create_topic(&image, &new, &cfg).map(|r| (r, image))
+            broker.decide(&request).map(|d| (d, broker.image()))
         } else {
-            broker
-                .commit(|img| controller::create_topic(img, &new, &cfg))
-                .await
+            broker.submit(request).await
         };
-        match outcome {
+        let created = outcome.map(|(d, image)| (d.records.into_iter().next(), image));
+        match created {
             Ok((
-                MetadataRecord::CreateTopic {
+                Some(MetadataRecord::CreateTopic {
                     topic_id,
                     partitions,
                     ..
-                },
+                }),
                 image,
             )) => {
                 let rf = partitions.first().map_or(0, |p| p.replicas.len()) as i16;

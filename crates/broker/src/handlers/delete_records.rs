@@ -105,7 +105,7 @@ mod tests {
     use kafka_protocol::messages::TopicName;
     use kafka_protocol::protocol::StrBytes;
     use kafka_protocol::records::Compression;
-    use strand_metadata::controller::{self, NewTopic};
+    use strand_metadata::controller::NewTopic;
     use strand_protocol::testing::{encode, record};
 
     use super::*;
@@ -134,9 +134,8 @@ mod tests {
                 assignments: Vec::new(),
                 configs: BTreeMap::new(),
             };
-            let cfg = broker.controller_config();
             broker
-                .commit(|img| controller::create_topic(img, &new, &cfg))
+                .submit(strand_metadata::ControllerRequest::CreateTopic(new))
                 .await
                 .unwrap();
             let part = broker.partition("t", 0).unwrap();

@@ -1,8 +1,9 @@
 //! DeleteTopics, by name (all versions) or by id (v6+). Each entry deletes exactly its topic.
 
+use crate::broker::Decision;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
-use strand_metadata::controller;
+use strand_metadata::{ControllerReply, ControllerRequest};
 use strand_protocol::frame::RequestFrame;
 use uuid::Uuid;
 
@@ -28,14 +29,22 @@ pub async fn handle(
     let mut responses = Vec::new();
     for (name, id) in targets {
         let outcome = broker
-            .commit(|img| controller::delete_topic(img, name.as_deref(), id).map(|(_, _, r)| r))
+            .submit(ControllerRequest::DeleteTopic {
+                name: name.clone(),
+                id,
+            })
             .await;
         let mut r =
             DeletableTopicResult::default().with_name(name.clone().map(|n| TopicName(str(n))));
         match outcome {
-            Ok((strand_metadata::MetadataRecord::DeleteTopic { topic_id }, before_after)) => {
-                let _ = before_after;
-                tracing::info!(topic = ?name, %topic_id, "deleted topic");
+            Ok((
+                Decision {
+                    reply: ControllerReply::TopicDeleted { name, topic_id },
+                    ..
+                },
+                _,
+            )) => {
+                tracing::info!(topic = %name, %topic_id, "deleted topic");
                 r.topic_id = topic_id;
             }
             Ok(_) => {}

@@ -6,6 +6,7 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
 use strand_metadata::controller::{self, NewTopic};
+use strand_metadata::ControllerRequest;
 use strand_metadata::{MetadataImage, TopicImage};
 use strand_protocol::frame::RequestFrame;
 use uuid::Uuid;
@@ -55,11 +56,7 @@ pub async fn handle(
                 replication_factor: -1,
                 ..Default::default()
             };
-            let cfg = broker.controller_config();
-            match broker
-                .commit(|img| controller::create_topic(img, &new, &cfg))
-                .await
-            {
+            match broker.submit(ControllerRequest::CreateTopic(new)).await {
                 Ok(_) => tracing::info!(topic = %name, "auto-created topic"),
                 // Another request created it meanwhile: fine.
                 Err(e) if e.code == ResponseError::TopicAlreadyExists.code() => {}
