@@ -39,7 +39,7 @@ mod flusher;
 pub mod groups;
 mod handlers;
 pub mod listeners;
-mod meta_properties;
+pub mod meta_properties;
 pub mod partition;
 mod producer_ids;
 mod sendfile;

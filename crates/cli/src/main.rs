@@ -9,6 +9,7 @@ mod groups;
 mod offsets;
 mod perf;
 mod produce;
+mod storage;
 mod topics;
 mod transactions;
 
@@ -62,6 +63,9 @@ enum Command {
     /// Measure produce or consume throughput and latency (kafka-*-perf-test).
     #[command(subcommand)]
     Perf(perf::Command),
+    /// Make cluster ids, format log dirs and show what they hold (what kafka-storage does).
+    #[command(subcommand)]
+    Storage(storage::Command),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -93,11 +97,16 @@ fn main() -> anyhow::Result<()> {
         Command::Consume(args) => consume::run(args),
         Command::Transactions(args) => transactions::run(args),
         Command::Perf(cmd) => perf::run(cmd),
+        Command::Storage(cmd) => storage::run(cmd),
     }
 }
 
-fn run_broker(file: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()> {
-    let mut settings: BTreeMap<String, String> = match &file {
+/// A node's settings: the file, then `STRAND_*` environment variables, then overrides.
+fn broker_settings(
+    file: Option<&std::path::Path>,
+    overrides: &[String],
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut settings: BTreeMap<String, String> = match file {
         Some(path) => BrokerConfig::read_properties(path)?,
         None => BTreeMap::new(),
     };
@@ -108,6 +117,11 @@ fn run_broker(file: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<(
         };
         settings.insert(k.trim().to_string(), v.trim().to_string());
     }
+    Ok(settings)
+}
+
+fn run_broker(file: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()> {
+    let settings = broker_settings(file.as_deref(), &overrides)?;
     let config = BrokerConfig::from_map(settings)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
