@@ -195,6 +195,25 @@ async fn check(
             let r: CreatePartitionsResponse = c.send(key, v, &req).await?;
             anyhow::ensure!(r.results[0].error_code == 0, "{r:?}");
         }
+        ApiKey::DescribeQuorum => {
+            let req = DescribeQuorumRequest::default().with_topics(vec![
+                describe_quorum_request::TopicData::default()
+                    .with_topic_name(name("__cluster_metadata"))
+                    .with_partitions(vec![
+                        describe_quorum_request::PartitionData::default().with_partition_index(0)
+                    ]),
+            ]);
+            let r: DescribeQuorumResponse = c.send(key, v, &req).await?;
+            let p = &r.topics[0].partitions[0];
+            anyhow::ensure!(
+                p.error_code == 0
+                    && p.leader_id.0 == 1
+                    && p.high_watermark > 0
+                    && p.current_voters.len() == 1
+                    && (v < 2 || r.nodes.len() == 1),
+                "{r:?}"
+            );
+        }
         ApiKey::DescribeCluster => {
             let r: DescribeClusterResponse = c
                 .send(

@@ -174,6 +174,22 @@ impl Broker {
         Ok((decision, after))
     }
 
+    /// The metadata quorum as DescribeQuorum reports it.
+    pub fn describe_quorum(&self, now_ms: i64) -> strand_metadata::QuorumDescription {
+        self.controller.describe_quorum(now_ms)
+    }
+
+    /// The id of the log dir that holds the metadata log (its `meta.properties`
+    /// `directory.id`; nil if it has none).
+    pub fn metadata_directory_id(&self) -> uuid::Uuid {
+        crate::meta_properties::read(&self.config.log_dirs[0])
+            .ok()
+            .flatten()
+            .and_then(|m| m.directory_id)
+            .and_then(|d| crate::meta_properties::uuid_of(&d))
+            .unwrap_or_default()
+    }
+
     /// The decision `request` would get now, with nothing committed (`validate_only`).
     pub fn decide(&self, request: &ControllerRequest) -> Result<Decision, ApiError> {
         self.controller.decide(request)

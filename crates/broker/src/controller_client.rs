@@ -45,6 +45,11 @@ impl ControllerClient {
         self.quorum.image()
     }
 
+    /// The quorum as DescribeQuorum reports it.
+    pub fn describe_quorum(&self, now_ms: i64) -> strand_metadata::QuorumDescription {
+        self.quorum.describe(now_ms)
+    }
+
     /// The decision `request` would get now, committing nothing (`validate_only`).
     pub fn decide(&self, request: &ControllerRequest) -> Result<Decision, ApiError> {
         let (records, reply) = decide(&self.quorum.image(), request, &self.config)?;

@@ -18,7 +18,7 @@ pub struct MetaProperties {
 /// A random id in Kafka's form (a UUID, base64 URL alphabet, no padding: 22 characters), as
 /// `kafka-storage random-uuid` prints.
 pub fn random_uuid() -> String {
-    base64url(uuid::Uuid::new_v4().as_bytes())
+    strand_protocol::ids::random_uuid()
 }
 
 /// Reads `dir`'s `meta.properties`; `Ok(None)` if the dir is not formatted.
@@ -73,6 +73,8 @@ pub fn write(dir: &Path, cluster_id: &str, node_id: i32) -> Result<MetaPropertie
     Ok(meta)
 }
 
+pub use strand_protocol::ids::uuid_of;
+
 /// Checks a Kafka cluster id: 16 bytes in base64 URL form.
 pub fn check_cluster_id(id: &str) -> Result<(), String> {
     let ok = id.len() == 22
@@ -121,32 +123,12 @@ pub fn ensure(dirs: &[PathBuf], node_id: i32) -> Result<String, String> {
     Ok(cluster_id)
 }
 
-/// Base64 (URL alphabet, no padding), as Kafka prints cluster ids.
-fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn base64_matches_known_values() {
-        assert_eq!(base64url(b"Man"), "TWFu");
-        assert_eq!(base64url(b"Ma"), "TWE");
-        assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
-        assert_eq!(base64url(&[0u8; 16]).len(), 22);
+    fn meta_dir_id(dir: &Path) -> String {
+        read(dir).unwrap().unwrap().directory_id.unwrap()
     }
 
     #[test]
@@ -160,6 +142,7 @@ mod tests {
         assert_eq!((meta.cluster_id.as_str(), meta.node_id), (id.as_str(), 1));
         assert_eq!(meta.directory_id.map(|d| d.len()), Some(22));
         assert!(check_cluster_id(&random_uuid()).is_ok());
+        assert!(uuid_of(meta_dir_id(d.path()).as_str()).is_some());
         assert!(check_cluster_id("not-an-id").is_err());
     }
 }

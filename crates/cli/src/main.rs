@@ -6,6 +6,7 @@ mod configs;
 mod consume;
 mod dump_log;
 mod groups;
+mod metadata_quorum;
 mod offsets;
 mod perf;
 mod produce;
@@ -63,6 +64,8 @@ enum Command {
     /// Measure produce or consume throughput and latency (kafka-*-perf-test).
     #[command(subcommand)]
     Perf(perf::Command),
+    /// Describe the metadata quorum (what kafka-metadata-quorum does).
+    MetadataQuorum(metadata_quorum::Args),
     /// Make cluster ids, format log dirs and show what they hold (what kafka-storage does).
     #[command(subcommand)]
     Storage(storage::Command),
@@ -98,6 +101,7 @@ fn main() -> anyhow::Result<()> {
         Command::Transactions(args) => transactions::run(args),
         Command::Perf(cmd) => perf::run(cmd),
         Command::Storage(cmd) => storage::run(cmd),
+        Command::MetadataQuorum(args) => metadata_quorum::run(args),
     }
 }
 

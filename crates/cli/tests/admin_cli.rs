@@ -872,3 +872,37 @@ fn the_client_settings_come_from_flags_and_the_command_config() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains(&nobody), "{}", r.stderr);
 }
+
+#[test]
+fn the_metadata_quorum_is_described() {
+    let b = Broker::start();
+    let out = b.ok(&["metadata-quorum", "describe", "--status"]);
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("no {name} in {out}"))
+    };
+    assert_eq!(field("LeaderId"), "1");
+    assert!(field("LeaderEpoch").parse::<i32>().unwrap() >= 1);
+    assert!(field("HighWatermark").parse::<i64>().unwrap() >= 1, "{out}");
+    assert_eq!(field("MaxFollowerLag"), "0");
+    assert_eq!(field("ClusterId").len(), 22);
+    let voters = field("CurrentVoters");
+    assert!(
+        voters.starts_with("[{\"id\": 1, \"directoryId\": \""),
+        "{voters}"
+    );
+    assert!(
+        voters.contains("\"endpoints\": [\"PLAINTEXT://127.0.0.1:"),
+        "{voters}"
+    );
+    assert_eq!(field("CurrentObservers"), "[]");
+    let table = b.ok(&["metadata-quorum", "describe", "--replication"]);
+    let rows = rows(&table);
+    assert!(table.starts_with("NodeId"), "{table}");
+    assert_eq!((rows[0][0].as_str(), rows[0][3].as_str()), ("1", "0"));
+    assert_eq!(rows[0].last().map(String::as_str), Some("Leader"));
+    assert_eq!(rows[0][1].len(), 22, "the directory id: {table}");
+    assert_ne!(b.run(&["metadata-quorum", "describe"]).code, 0);
+}

@@ -41,11 +41,13 @@ use crate::error::{Error, KafkaCode, Result};
 
 mod configs;
 mod groups;
+mod quorum;
 mod records;
 mod topics;
 mod transactions;
 pub mod types;
 
+pub use quorum::{QuorumInfo, QuorumReplica};
 pub use transactions::{AbortSpec, ProducerState, TransactionDescription, TransactionListing};
 pub use types::*;
 

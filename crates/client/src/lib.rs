@@ -27,8 +27,8 @@ mod types;
 pub use admin::{
     AbortSpec, Admin, AlterConfigOp, AlterOpType, BrokerDescription, ClusterDescription,
     ConfigEntry, ConfigResource, GroupDescription, GroupListing, ListedOffset, MemberDescription,
-    NewTopic, OffsetAndMetadata, OffsetSpec, ProducerState, ResourceKind, TransactionDescription,
-    TransactionListing,
+    NewTopic, OffsetAndMetadata, OffsetSpec, ProducerState, QuorumInfo, QuorumReplica,
+    ResourceKind, TransactionDescription, TransactionListing,
 };
 pub use cluster::{ClusterView, PartitionInfo, TopicInfo};
 pub use config::Config;

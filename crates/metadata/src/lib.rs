@@ -39,6 +39,8 @@ pub mod state_machine;
 pub mod store;
 
 pub use image::{BrokerImage, MetadataImage, TopicImage};
-pub use quorum::{Committed, LocalQuorum, Quorum, QuorumError};
+pub use quorum::{
+    Committed, LocalQuorum, Quorum, QuorumDescription, QuorumError, ReplicaDescription,
+};
 pub use record::{ConfigResource, MetadataRecord, PartitionRecord};
 pub use request::{ControllerReply, ControllerRequest};

@@ -35,6 +35,29 @@ pub struct Committed {
     pub image: Arc<MetadataImage>,
 }
 
+/// One replica of the metadata log, as DescribeQuorum reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaDescription {
+    pub replica_id: i32,
+    /// The offset after its last entry.
+    pub log_end_offset: i64,
+    /// When the leader last heard from it (the leader: now).
+    pub last_fetch_ms: i64,
+    /// When it last had everything the leader had (the leader: now).
+    pub last_caught_up_ms: i64,
+}
+
+/// The quorum as DescribeQuorum reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumDescription {
+    pub leader_id: i32,
+    pub leader_epoch: u64,
+    /// The offset after the last committed entry.
+    pub high_watermark: i64,
+    pub voters: Vec<ReplicaDescription>,
+    pub observers: Vec<ReplicaDescription>,
+}
+
 pub type ProposeFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Committed, QuorumError>> + Send + 'a>>;
 
@@ -44,6 +67,8 @@ pub trait Quorum: Send + Sync {
     fn propose(&self, records: Vec<MetadataRecord>) -> ProposeFuture<'_>;
     /// The image of the committed log, published after every commit.
     fn watch(&self) -> watch::Receiver<Arc<MetadataImage>>;
+    /// Leader, epoch, high watermark and replicas, now.
+    fn describe(&self, now_ms: i64) -> QuorumDescription;
     /// The image of the committed log now.
     fn image(&self) -> Arc<MetadataImage> {
         self.watch().borrow().clone()
@@ -51,6 +76,7 @@ pub trait Quorum: Send + Sync {
 }
 
 struct Local {
+    node_id: i32,
     store: LogStore,
     state: MetadataStateMachine,
     term: u64,
@@ -76,17 +102,15 @@ impl LocalQuorum {
         // One voter: everything in its own log is committed.
         state.apply(store.entries_from(0));
         let last_term = store.last().map_or(0, |(t, _)| t);
-        let mut vote = store.vote();
-        if vote.term < last_term.max(1) || vote.voted_for != Some(node_id) {
-            // A new term at each start, as an election won alone would give.
-            vote = Vote {
-                term: vote.term.max(last_term) + 1,
-                voted_for: Some(node_id),
-            };
-            store.save_vote(vote)?;
-        }
+        // A new term at each start, as an election won alone would give.
+        let vote = Vote {
+            term: store.vote().term.max(last_term) + 1,
+            voted_for: Some(node_id),
+        };
+        store.save_vote(vote)?;
         let (published, _) = watch::channel(state.image().clone());
         let local = Local {
+            node_id,
             store,
             state,
             term: vote.term,
@@ -111,6 +135,7 @@ impl LocalQuorum {
             state,
             term,
             snapshot_after_entries,
+            ..
         } = &mut *l;
         let first = store.next_offset();
         let entries: Vec<Entry> = records
@@ -145,28 +170,34 @@ impl Quorum for LocalQuorum {
     fn watch(&self) -> watch::Receiver<Arc<MetadataImage>> {
         self.published.subscribe()
     }
+
+    fn describe(&self, now_ms: i64) -> QuorumDescription {
+        let l = self
+            .local
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // One voter: its log end is committed.
+        let end = l.store.next_offset();
+        QuorumDescription {
+            leader_id: l.node_id,
+            leader_epoch: l.term,
+            high_watermark: end,
+            voters: vec![ReplicaDescription {
+                replica_id: l.node_id,
+                log_end_offset: end,
+                last_fetch_ms: now_ms,
+                last_caught_up_ms: now_ms,
+            }],
+            observers: Vec::new(),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::PartitionRecord;
+    use crate::record::tests::topic as create;
     use uuid::Uuid;
-
-    fn create(name: &str, n: u128) -> MetadataRecord {
-        MetadataRecord::CreateTopic {
-            name: name.into(),
-            topic_id: Uuid::from_u128(n),
-            partitions: vec![PartitionRecord {
-                partition: 0,
-                replicas: vec![1],
-                isr: vec![1],
-                leader: 1,
-                leader_epoch: 0,
-            }],
-            configs: Default::default(),
-        }
-    }
 
     fn block<T>(f: impl Future<Output = T>) -> T {
         tokio::runtime::Builder::new_current_thread()
@@ -204,5 +235,8 @@ mod tests {
         // Appends go on after the snapshot, in a later term.
         let c = block(q.propose(vec![create("t9", 10)])).unwrap();
         assert_eq!(c.offset, 6);
+        let d = q.describe(42);
+        assert_eq!((d.leader_id, d.leader_epoch, d.high_watermark), (1, 2, 7));
+        assert_eq!(d.voters[0].log_end_offset, 7);
     }
 }

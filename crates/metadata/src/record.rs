@@ -57,3 +57,24 @@ pub enum MetadataRecord {
         value: Option<String>,
     },
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A one-partition topic `name` with id `n`, led by broker 1.
+    pub(crate) fn topic(name: &str, n: u128) -> MetadataRecord {
+        MetadataRecord::CreateTopic {
+            name: name.into(),
+            topic_id: Uuid::from_u128(n),
+            partitions: vec![PartitionRecord {
+                partition: 0,
+                replicas: vec![1],
+                isr: vec![1],
+                leader: 1,
+                leader_epoch: 0,
+            }],
+            configs: Default::default(),
+        }
+    }
+}

@@ -371,23 +371,7 @@ fn parse_frame(b: &[u8]) -> Result<(Entry, usize), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::PartitionRecord;
-    use uuid::Uuid;
-
-    fn create(name: &str, n: u128) -> MetadataRecord {
-        MetadataRecord::CreateTopic {
-            name: name.into(),
-            topic_id: Uuid::from_u128(n),
-            partitions: vec![PartitionRecord {
-                partition: 0,
-                replicas: vec![1],
-                isr: vec![1],
-                leader: 1,
-                leader_epoch: 0,
-            }],
-            configs: Default::default(),
-        }
-    }
+    use crate::record::tests::topic as create;
 
     fn entries(term: u64, from: i64, names: &[&str]) -> Vec<Entry> {
         names

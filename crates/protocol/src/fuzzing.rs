@@ -55,6 +55,7 @@ pub fn request(data: &[u8]) {
         ApiKey::CreatePartitions => drop(decode_body::<CreatePartitionsRequest>(f)),
         ApiKey::IncrementalAlterConfigs => drop(decode_body::<IncrementalAlterConfigsRequest>(f)),
         ApiKey::DescribeCluster => drop(decode_body::<DescribeClusterRequest>(f)),
+        ApiKey::DescribeQuorum => drop(decode_body::<DescribeQuorumRequest>(f)),
         ApiKey::OffsetCommit => drop(decode_body::<OffsetCommitRequest>(f)),
         ApiKey::OffsetFetch => drop(decode_body::<OffsetFetchRequest>(f)),
         ApiKey::FindCoordinator => drop(decode_body::<FindCoordinatorRequest>(f)),

@@ -29,6 +29,7 @@ pub mod fetch;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod ids;
 pub mod records;
 #[doc(hidden)]
 pub mod testing;

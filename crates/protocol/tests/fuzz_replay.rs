@@ -12,7 +12,7 @@ use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use strand_protocol::api::SUPPORTED;
+use strand_protocol::api::ApiTable;
 use strand_protocol::fuzzing;
 
 const MUTATIONS_PER_SEED: usize = 300;
@@ -96,6 +96,13 @@ fn body(key: ApiKey, version: i16, buf: &mut BytesMut) -> anyhow::Result<()> {
             .with_resources(vec![Default::default()])
             .encode(buf, version),
         ApiKey::DescribeCluster => DescribeClusterRequest::default().encode(buf, version),
+        ApiKey::DescribeQuorum => DescribeQuorumRequest::default()
+            .with_topics(vec![describe_quorum_request::TopicData::default()
+                .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+                .with_partitions(vec![
+                    describe_quorum_request::PartitionData::default().with_partition_index(0),
+                ])])
+            .encode(buf, version),
         ApiKey::OffsetCommit => OffsetCommitRequest::default()
             .with_group_id(GroupId(StrBytes::from_static_str("g")))
             .with_topics(vec![
@@ -224,7 +231,8 @@ fn body(key: ApiKey, version: i16, buf: &mut BytesMut) -> anyhow::Result<()> {
 
 fn request_seeds() -> Vec<Vec<u8>> {
     let mut seeds = Vec::new();
-    for &(key, min, max) in SUPPORTED {
+    // Every version served, the old ones included.
+    for (key, min, max) in ApiTable::default().entries() {
         for v in min..=max {
             let mut frame = BytesMut::new();
             let header = RequestHeader::default()

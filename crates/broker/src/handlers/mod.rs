@@ -20,6 +20,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_log_dirs;
 mod describe_producers;
+mod describe_quorum;
 mod fetch;
 mod find_coordinator;
 mod group_admin;
@@ -76,6 +77,7 @@ pub async fn dispatch(
         ApiKey::IncrementalAlterConfigs => {
             run_async(&frame, |r| configs::incremental_alter(broker, r)).await
         }
+        ApiKey::DescribeQuorum => run(&frame, |r| describe_quorum::handle(broker, &frame, r)),
         ApiKey::DescribeCluster => run(&frame, |r| describe_cluster::handle(broker, r, listener)),
         ApiKey::DescribeLogDirs => run(&frame, |r| describe_log_dirs::handle(broker, r)),
         ApiKey::FindCoordinator => {
