@@ -80,3 +80,73 @@ fn nodes_are_killed_paused_stopped_and_restarted_on_their_data() {
     assert!(n1.data_dir().join(".kafka_cleanshutdown").exists());
     assert!(!n1.is_running());
 }
+
+/// Creates topics `<prefix>-0`, `<prefix>-1`, ... on `addr` one at a time until the node goes
+/// away; returns those the node acknowledged.
+fn create_until_gone(addr: std::net::SocketAddr, prefix: &str) -> Vec<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut acked = Vec::new();
+        let Ok(mut c) = RawClient::connect(addr).await else {
+            return acked;
+        };
+        for i in 0.. {
+            let name = format!("{prefix}-{i}");
+            let req = CreateTopicsRequest::default()
+                .with_timeout_ms(5000)
+                .with_topics(vec![create_topics_request::CreatableTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(name.clone())))
+                    .with_num_partitions(1)
+                    .with_replication_factor(1)]);
+            let sent = tokio::time::timeout(
+                Duration::from_secs(5),
+                c.send::<_, CreateTopicsResponse>(ApiKey::CreateTopics, 7, &req),
+            )
+            .await;
+            match sent {
+                Ok(Ok(r)) if r.topics[0].error_code == 0 => acked.push(name),
+                _ => return acked,
+            }
+        }
+        acked
+    })
+}
+
+#[test]
+fn acknowledged_metadata_survives_kill_9_in_the_middle_of_writes() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_strand"));
+    // Snapshots every 7 records, so kills land in snapshot writes too.
+    let mut nodes = Nodes::start(bin, 1, &[("metadata.log.max.snapshot.records", "7")]).unwrap();
+    let node = nodes.node(1);
+    for (round, wait_ms) in [150u64, 400, 50].into_iter().enumerate() {
+        let addr = node.addr();
+        let creator = std::thread::spawn(move || create_until_gone(addr, &format!("r{round}")));
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        node.kill().unwrap();
+        let acked = creator.join().unwrap();
+        node.start().unwrap();
+        let md = metadata(&rt, node.addr()).unwrap();
+        let known: std::collections::BTreeSet<String> = md
+            .topics
+            .iter()
+            .filter_map(|t| t.name.as_ref().map(|n| n.to_string()))
+            .collect();
+        eprintln!("round {round}: {} topics acknowledged before the kill", acked.len());
+        let lost: Vec<&String> = acked.iter().filter(|t| !known.contains(*t)).collect();
+        assert!(
+            lost.is_empty(),
+            "round {round}: acknowledged and lost: {lost:?}"
+        );
+        assert!(
+            !acked.is_empty() || round == 2,
+            "round {round}: nothing was created"
+        );
+    }
+}
