@@ -42,6 +42,9 @@ pub const BROKER_KEYS: &[(&str, Option<&str>)] = &[
     ),
     ("inter.broker.listener.name", None),
     ("controller.listener.names", None),
+    ("process.roles", Some("broker,controller")),
+    ("controller.quorum.voters", None),
+    ("controller.quorum.bootstrap.servers", None),
     ("log.dirs", Some("./strand-data")),
     ("num.partitions", Some("1")),
     ("default.replication.factor", Some("1")),
@@ -114,6 +117,9 @@ pub struct BrokerConfig {
     pub advertised_port: u16,
     /// Every listener, named (`listeners`, `advertised.listeners`, ...).
     pub listeners: Vec<crate::listeners::Listener>,
+    /// Listeners of `controller.listener.names`: checked, not served (this node is its own
+    /// single-voter quorum).
+    pub controller_listeners: Vec<crate::listeners::Listener>,
     /// `inter.broker.listener.name`
     pub inter_broker_listener: String,
     pub log_dirs: Vec<PathBuf>,
@@ -189,12 +195,23 @@ impl BrokerConfig {
                     .to_string()
             })
         };
-        let (listeners, inter_broker_listener) = crate::listeners::parse(
+        let crate::listeners::Listeners {
+            client: listeners,
+            controller: controller_listeners,
+            inter_broker: inter_broker_listener,
+        } = crate::listeners::parse(
             &get("listeners"),
             &get("advertised.listeners"),
             &get("listener.security.protocol.map"),
             &get("inter.broker.listener.name"),
             &get("controller.listener.names"),
+        )?;
+        let node_id: i32 = parse("node.id", &get("node.id"))?;
+        check_roles(
+            &get("process.roles"),
+            &get("controller.quorum.voters"),
+            &get("controller.quorum.bootstrap.servers"),
+            node_id,
         )?;
         let inter = listeners
             .iter()
@@ -219,11 +236,12 @@ impl BrokerConfig {
             return Err(invalid("log.dirs", "", "at least one directory is needed"));
         }
         let cfg = Self {
-            node_id: parse("node.id", &get("node.id"))?,
+            node_id,
             listener,
             advertised_host,
             advertised_port,
             listeners,
+            controller_listeners,
             inter_broker_listener,
             log_dirs,
             num_partitions: positive("num.partitions", &get("num.partitions"))?,
@@ -461,6 +479,70 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, ConfigError> {
     }
 }
 
+/// `process.roles` and the quorum settings, as far as a node that is its own single-voter
+/// quorum can honour them: combined roles, and no voter but itself.
+fn check_roles(
+    roles: &str,
+    voters: &str,
+    bootstrap: &str,
+    node_id: i32,
+) -> Result<(), ConfigError> {
+    let mut named: Vec<String> = roles
+        .split(',')
+        .map(|r| r.trim().to_ascii_lowercase())
+        .filter(|r| !r.is_empty())
+        .collect();
+    named.sort();
+    named.dedup();
+    if let Some(bad) = named.iter().find(|r| *r != "broker" && *r != "controller") {
+        return Err(invalid(
+            "process.roles",
+            roles,
+            &format!("unknown role {bad}"),
+        ));
+    }
+    if named != ["broker", "controller"] {
+        return Err(invalid(
+            "process.roles",
+            roles,
+            "a node with one role needs a cluster, which Strand does not form yet: use \
+             broker,controller",
+        ));
+    }
+    let others: Vec<&str> = voters
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .filter(|v| {
+            v.split_once('@')
+                .and_then(|(id, _)| id.trim().parse::<i32>().ok())
+                != Some(node_id)
+        })
+        .collect();
+    if !others.is_empty() {
+        return Err(invalid(
+            "controller.quorum.voters",
+            voters,
+            "voters other than this node need the replicated metadata quorum, which Strand \
+             does not have yet",
+        ));
+    }
+    if bootstrap
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .count()
+        > 1
+    {
+        return Err(invalid(
+            "controller.quorum.bootstrap.servers",
+            bootstrap,
+            "several controllers need the replicated metadata quorum, which Strand does not \
+             have yet",
+        ));
+    }
+    Ok(())
+}
+
 impl BrokerConfig {
     /// Records where listener `name` was bound (port 0 gets a port at bind time); a listener
     /// that advertised its bound port advertises the new one.
@@ -517,6 +599,45 @@ mod tests {
         assert!(BrokerConfig::from_map(map(&[("num.partitions", "0")])).is_err());
         assert!(BrokerConfig::from_map(map(&[("log.segment.bytes", "x")])).is_err());
         assert!(BrokerConfig::from_map(map(&[("listeners", "SSL://1.2.3.4:1")])).is_err());
+    }
+
+    #[test]
+    fn kafkas_combined_mode_settings_are_taken_for_a_single_node() {
+        let kafka = map(&[
+            ("process.roles", "broker,controller"),
+            ("node.id", "1"),
+            ("controller.quorum.bootstrap.servers", "localhost:9093"),
+            ("controller.quorum.voters", "1@localhost:9093"),
+            ("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093"),
+            ("inter.broker.listener.name", "PLAINTEXT"),
+            (
+                "advertised.listeners",
+                "PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093",
+            ),
+            ("controller.listener.names", "CONTROLLER"),
+            (
+                "listener.security.protocol.map",
+                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL",
+            ),
+        ]);
+        let c = BrokerConfig::from_map(kafka.clone()).unwrap();
+        assert_eq!(c.listeners.len(), 1);
+        assert_eq!(c.controller_listeners[0].name, "CONTROLLER");
+        assert_eq!(
+            (c.advertised_host.as_str(), c.advertised_port),
+            ("localhost", 9092)
+        );
+        for (k, v) in [
+            ("process.roles", "broker"),
+            ("process.roles", "controller"),
+            ("process.roles", "broker,witch"),
+            ("controller.quorum.voters", "1@a:1,2@b:1"),
+            ("controller.quorum.bootstrap.servers", "a:1,b:1"),
+        ] {
+            let mut m = kafka.clone();
+            m.insert(k.into(), v.into());
+            assert!(BrokerConfig::from_map(m).is_err(), "{k}={v}");
+        }
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //!
 //! A listener named after a security protocol (`PLAINTEXT`, `SSL`, ...) needs no map entry.
 //! Only PLAINTEXT is served so far; a listener of another protocol is refused at start with a
-//! clear error, and so are controller listeners, which arrive with the replicated metadata
-//! quorum.
+//! clear error. Listeners named in `controller.listener.names` are the controller's: they are
+//! parsed and checked (so Kafka's combined-mode `server.properties` starts as it is) but not
+//! served to clients; a node is its own single-voter quorum until the quorum replicates, and
+//! their controller RPCs are not served yet.
 
 use std::net::SocketAddr;
 
@@ -66,14 +68,23 @@ fn entries(key: &str, value: &str) -> Result<Vec<(String, String, u16)>, ConfigE
     Ok(out)
 }
 
-/// Parses the listener settings. Returns the listeners and the inter-broker listener's name.
+/// The listeners of a node: those it serves clients on, and the controller's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listeners {
+    pub client: Vec<Listener>,
+    pub controller: Vec<Listener>,
+    /// `inter.broker.listener.name`
+    pub inter_broker: String,
+}
+
+/// Parses the listener settings.
 pub fn parse(
     listeners: &str,
     advertised: &str,
     protocol_map: &str,
     inter_broker: &str,
     controller_names: &str,
-) -> Result<(Vec<Listener>, String), ConfigError> {
+) -> Result<Listeners, ConfigError> {
     let bound = entries("listeners", listeners)?;
     if bound.is_empty() {
         return Err(invalid(
@@ -110,12 +121,14 @@ pub fn parse(
         .map(|s| s.trim().to_ascii_uppercase())
         .filter(|s| !s.is_empty())
         .collect();
-    if !controllers.is_empty() {
+    if let Some(c) = controllers
+        .iter()
+        .find(|c| !bound.iter().any(|(n, _, _)| n == *c))
+    {
         return Err(invalid(
             "controller.listener.names",
             controller_names,
-            "controller listeners arrive with the replicated metadata quorum; a Strand node is \
-             its own controller on its metadata log",
+            format!("{c} is not among the listeners"),
         ));
     }
     let advertised = entries("advertised.listeners", advertised)?;
@@ -194,23 +207,37 @@ pub fn parse(
             format!("{name} is not among the listeners"),
         ));
     }
+    let (controller, client): (Vec<Listener>, Vec<Listener>) =
+        out.into_iter().partition(|l| controllers.contains(&l.name));
+    if client.is_empty() {
+        return Err(invalid(
+            "listeners",
+            listeners,
+            "every listener is a controller listener; a Strand node serves clients too",
+        ));
+    }
     let inter = inter_broker.trim().to_ascii_uppercase();
     let inter = if inter.is_empty() {
         // Kafka's default: the listener of security.inter.broker.protocol (PLAINTEXT).
-        out.iter()
+        client
+            .iter()
             .find(|l| l.protocol == "PLAINTEXT")
             .map(|l| l.name.clone())
-            .unwrap_or_else(|| out[0].name.clone())
-    } else if out.iter().any(|l| l.name == inter) {
+            .unwrap_or_else(|| client[0].name.clone())
+    } else if client.iter().any(|l| l.name == inter) {
         inter
     } else {
         return Err(invalid(
             "inter.broker.listener.name",
             inter_broker,
-            format!("{inter} is not among the listeners"),
+            format!("{inter} is not among the client listeners"),
         ));
     };
-    Ok((out, inter))
+    Ok(Listeners {
+        client,
+        controller,
+        inter_broker: inter,
+    })
 }
 
 fn advertised_text(entries: &[(String, String, u16)]) -> String {
@@ -227,7 +254,11 @@ mod tests {
 
     #[test]
     fn named_listeners_with_their_own_advertised_endpoints() {
-        let (ls, inter) = parse(
+        let Listeners {
+            client: ls,
+            inter_broker: inter,
+            ..
+        } = parse(
             "PLAINTEXT://127.0.0.1:9092,INTERNAL://127.0.0.2:9094",
             "PLAINTEXT://kafka.example:19092",
             "INTERNAL:PLAINTEXT",
@@ -247,8 +278,21 @@ mod tests {
             ("127.0.0.2", 9094)
         );
         // The default inter-broker listener is the PLAINTEXT one.
-        let (_, inter) = parse("EXTERNAL://:9092", "", "EXTERNAL:PLAINTEXT", "", "").unwrap();
-        assert_eq!(inter, "EXTERNAL");
+        let l = parse("EXTERNAL://:9092", "", "EXTERNAL:PLAINTEXT", "", "").unwrap();
+        assert_eq!(l.inter_broker, "EXTERNAL");
+        // Kafka's combined-mode listeners: the controller's is set apart.
+        let l = parse(
+            "PLAINTEXT://:9092,CONTROLLER://:9093",
+            "PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093",
+            "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "PLAINTEXT",
+            "CONTROLLER",
+        )
+        .unwrap();
+        assert_eq!(
+            (l.client.len(), l.controller[0].name.as_str()),
+            (1, "CONTROLLER")
+        );
     }
 
     #[test]
@@ -262,7 +306,8 @@ mod tests {
         assert!(err("A://:1,B://:1", "", "A:PLAINTEXT,B:PLAINTEXT", "", "").contains("port 1"));
         assert!(err("PLAINTEXT://:1", "OTHER://h:2", "", "", "").contains("not among"));
         assert!(err("PLAINTEXT://:1", "", "", "NOPE", "").contains("not among"));
-        assert!(err("PLAINTEXT://:1", "", "", "", "CONTROLLER").contains("quorum"));
+        assert!(err("PLAINTEXT://:1", "", "", "", "CONTROLLER").contains("not among"));
+        assert!(err("C://:1", "", "C:PLAINTEXT", "", "C").contains("serves clients too"));
         assert!(err("PLAINTEXT://example.com:1", "", "", "", "").contains("IP address"));
         assert!(err("", "", "", "", "").contains("at least one"));
     }

@@ -52,6 +52,9 @@ impl Server {
                 })?;
             listeners.push((Arc::new(l), socket));
         }
+        for l in &config.controller_listeners {
+            tracing::info!(listener = %l.name, addr = %l.bind, "controller listener not served: this node is its own single-voter metadata quorum");
+        }
         let broker = Broker::open(config)?;
         broker
             .register()

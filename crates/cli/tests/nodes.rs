@@ -138,7 +138,10 @@ fn acknowledged_metadata_survives_kill_9_in_the_middle_of_writes() {
             .iter()
             .filter_map(|t| t.name.as_ref().map(|n| n.to_string()))
             .collect();
-        eprintln!("round {round}: {} topics acknowledged before the kill", acked.len());
+        eprintln!(
+            "round {round}: {} topics acknowledged before the kill",
+            acked.len()
+        );
         let lost: Vec<&String> = acked.iter().filter(|t| !known.contains(*t)).collect();
         assert!(
             lost.is_empty(),

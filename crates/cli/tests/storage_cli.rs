@@ -83,3 +83,49 @@ fn log_dirs_are_formatted_for_a_cluster_and_the_broker_keeps_its_id() {
     let line = line.expect("the broker listened");
     assert!(line.contains(&format!("cluster_id={id}")), "{line}");
 }
+
+#[test]
+fn kafkas_combined_mode_server_properties_start_a_node() {
+    let root = tempfile::tempdir().unwrap();
+    let config = root.path().join("server.properties");
+    // Kafka 4's config/server.properties, with loopback ports chosen at start.
+    std::fs::write(
+        &config,
+        format!(
+            "process.roles=broker,controller\nnode.id=1\n\
+             controller.quorum.bootstrap.servers=localhost:9093\n\
+             listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0\n\
+             inter.broker.listener.name=PLAINTEXT\ncontroller.listener.names=CONTROLLER\n\
+             listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL\n\
+             num.network.threads=3\nnum.io.threads=8\nsocket.send.buffer.bytes=102400\n\
+             socket.receive.buffer.bytes=102400\nsocket.request.max.bytes=104857600\n\
+             log.dirs={}\nnum.partitions=1\nnum.recovery.threads.per.data.dir=1\n\
+             offsets.topic.replication.factor=1\n\
+             share.coordinator.state.topic.replication.factor=1\n\
+             share.coordinator.state.topic.min.isr=1\n\
+             transaction.state.log.replication.factor=1\ntransaction.state.log.min.isr=1\n\
+             log.retention.hours=168\nlog.segment.bytes=1073741824\n\
+             log.retention.check.interval.ms=300000\n",
+            root.path().join("kraft-combined-logs").display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strand"))
+        .args(["broker", "--config", config.to_str().unwrap()])
+        .env("STRAND_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let line = stderr
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("strand broker listening") || l.contains("Error"));
+    let status = child.try_wait().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let line = line.unwrap_or_default();
+    assert!(line.contains("listener=PLAINTEXT"), "{line} ({status:?})");
+}
