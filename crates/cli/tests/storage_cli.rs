@@ -19,6 +19,28 @@ fn strand(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Starts `strand broker <args>`, returns the log line that says it listens (or the first
+/// error), and kills it.
+fn listening_line(args: &[&str]) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strand"))
+        .arg("broker")
+        .args(args)
+        .env("STRAND_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let line = stderr
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("strand broker listening") || l.contains("Error"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    line.unwrap_or_default()
+}
+
 #[test]
 fn log_dirs_are_formatted_for_a_cluster_and_the_broker_keeps_its_id() {
     let (code, id, _) = strand(&["storage", "random-uuid"]);
@@ -59,28 +81,12 @@ fn log_dirs_are_formatted_for_a_cluster_and_the_broker_keeps_its_id() {
     let (code, out, _) = strand(&["storage", "info", "-c", c, "--override", "node.id=4"]);
     assert_eq!(code, 1, "{out}");
     // The broker runs on them as cluster `id`.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strand"))
-        .args([
-            "broker",
-            "--config",
-            c,
-            "--override",
-            "listeners=PLAINTEXT://127.0.0.1:0",
-        ])
-        .env("STRAND_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let line = stderr
-        .lines()
-        .map_while(Result::ok)
-        .find(|l| l.contains("strand broker listening"));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let line = line.expect("the broker listened");
+    let line = listening_line(&[
+        "--config",
+        c,
+        "--override",
+        "listeners=PLAINTEXT://127.0.0.1:0",
+    ]);
     assert!(line.contains(&format!("cluster_id={id}")), "{line}");
 }
 
@@ -110,22 +116,6 @@ fn kafkas_combined_mode_server_properties_start_a_node() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strand"))
-        .args(["broker", "--config", config.to_str().unwrap()])
-        .env("STRAND_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let line = stderr
-        .lines()
-        .map_while(Result::ok)
-        .find(|l| l.contains("strand broker listening") || l.contains("Error"));
-    let status = child.try_wait().unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let line = line.unwrap_or_default();
-    assert!(line.contains("listener=PLAINTEXT"), "{line} ({status:?})");
+    let line = listening_line(&["--config", config.to_str().unwrap()]);
+    assert!(line.contains("listener=PLAINTEXT"), "{line}");
 }
