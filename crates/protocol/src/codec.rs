@@ -10,8 +10,9 @@ use std::io::{self, Read, Write};
 
 use crate::batch::Codec;
 
-/// How many inflated bytes one batch may yield; past this its reader fails.
-pub const INFLATED_BYTES_MAX: u64 = 256 << 20;
+/// How many inflated bytes one batch may yield; past this its reader fails. The same cap the
+/// vendored codecs apply when the client and the cleaner decode batches.
+pub const INFLATED_BYTES_MAX: u64 = kafka_protocol::compression::DECOMPRESSED_BYTES_MAX as u64;
 
 /// A reader of the uncompressed bytes of `payload` (the bytes after a batch header).
 pub fn decompressor(codec: Codec, payload: &[u8]) -> io::Result<Box<dyn Read + '_>> {
